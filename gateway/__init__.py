@@ -1,0 +1,45 @@
+"""doku-gateway: the merchant side of DOKU's SNAP Direct Inquiry for virtual accounts.
+
+Resolver authors need only this module::
+
+    from gateway import Bill, BillStatus, Inquiry, ResolverUnavailable
+"""
+
+from .app import create_app
+from .config import Settings, load_settings
+from .dispatch import ResolverSet
+from .exceptions import (
+    ConfigError,
+    GatewayError,
+    ResolverError,
+    ResolverUnavailable,
+    SignatureError,
+    SnapError,
+)
+from .resolver import Resolver, ResolverContext, ResolverFactory
+from .snap.models import Bill, BillStatus, FreeText, Inquiry, Outcome, TrxType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bill",
+    "BillStatus",
+    "ConfigError",
+    "FreeText",
+    "GatewayError",
+    "Inquiry",
+    "Outcome",
+    "Resolver",
+    "ResolverContext",
+    "ResolverError",
+    "ResolverFactory",
+    "ResolverSet",
+    "ResolverUnavailable",
+    "Settings",
+    "SignatureError",
+    "SnapError",
+    "TrxType",
+    "__version__",
+    "create_app",
+    "load_settings",
+]

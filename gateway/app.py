@@ -1,0 +1,78 @@
+"""The ASGI application: ``create_app(settings)`` wires handlers, state and resolvers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from .config import Settings
+from .dispatch import ResolverSet
+from .exceptions import ConfigError
+from .handlers.health import HealthHandlers
+from .handlers.inquiry import InquiryHandler
+from .handlers.token import TokenHandler
+from .log import get_logger
+from .metrics import Metrics
+from .responses import Clock
+from .runtime import Runtime
+from .state import MemoryState, StateBackend
+
+__all__ = ["create_app", "create_state"]
+
+_log = get_logger("app")
+
+
+def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
+    """The state backend named by ``cache.url``."""
+    cache = settings.cache
+    if cache.url.startswith("memory:"):
+        return MemoryState(cache.max_entries)
+    raise ConfigError("cache.url", "only memory:// is supported in this version")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    resolvers: ResolverSet | None = None,
+    state: StateBackend | None = None,
+    metrics: Metrics | None = None,
+    clock: Clock | None = None,
+) -> Starlette:
+    """Build the gateway app. ``resolvers``/``state``/``clock`` may be passed in (tests, embedding);
+    otherwise they come from ``settings``."""
+    metrics = metrics or Metrics()
+    if resolvers is None:
+        resolvers = ResolverSet.from_settings(settings.resolvers, settings.inquiry.resolver_timeout)
+    if state is None:
+        state = create_state(settings, metrics)
+    runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
+    health = HealthHandlers(runtime)
+    paths = settings.paths
+    routes = [
+        Route(paths.token, TokenHandler(runtime).handle, methods=["POST"]),
+        Route(paths.inquiry, InquiryHandler(runtime).handle, methods=["POST"]),
+        Route("/livez", health.livez, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.resolvers.startup(runtime.invalidate)
+        _log.info(
+            "gateway ready: %d resolver(s), state %s",
+            len(runtime.resolvers.routes),
+            runtime.state.status().get("backend"),
+        )
+        try:
+            yield
+        finally:
+            await runtime.resolvers.shutdown()
+            await runtime.state.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,240 @@
+"""``POST /v1.1/transfer-va/inquiry``: DOKU asks for the bill behind a VA number (spec §7).
+
+Order of checks, cheapest and least revealing first: headers and X-TIMESTAMP, the Bearer token
+(verified once per token, then cached until it expires), the body, X-SIGNATURE, then the replay
+guard — so an unauthenticated caller can neither learn anything nor burn X-EXTERNAL-IDs — then the
+body's fields, the answer cache and finally the resolver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..cache import ttl_for
+from ..exceptions import ResolverError, ResolverUnavailable, SignatureError, SnapError
+from ..log import get_logger
+from ..responses import error_body, json_bytes, snap_response
+from ..runtime import Runtime
+from ..snap.codes import Case, Service
+from ..snap.fields import printable_ascii
+from ..snap.inquiry import parse_inquiry, render_bill
+from ..snap.models import Bill, BillStatus, Inquiry, Outcome
+from ..snap.timestamps import parse_timestamp, within_window
+from ..state import Claim, StoredAnswer
+from .common import parse_json, read_body, require_header
+
+__all__ = ["InquiryHandler", "verify_transaction"]
+
+_log = get_logger("inquiry")
+_SERVICE = Service.INQUIRY
+_DAY = 86_400
+_WIB_OFFSET = 7 * 3600
+
+_STATUS_CASE = {
+    BillStatus.NOT_FOUND: Case.BILL_NOT_FOUND,
+    BillStatus.ALREADY_PAID: Case.BILL_PAID,
+    BillStatus.EXPIRED: Case.BILL_EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A transaction request whose token and signature verified."""
+
+    raw: bytes
+    document: dict[str, Any]
+    replay_key: str
+    fingerprint: str
+
+
+async def verify_transaction(
+    runtime: Runtime, request: Request, endpoint: str, path: str
+) -> Verified:
+    """Checks shared by the inquiry and the payment notification, up to the replay guard."""
+    rt = runtime
+    http = rt.settings.http
+    raw = await read_body(request, http.max_body_bytes, http.body_timeout)
+    timestamp = require_header(request, "X-TIMESTAMP")
+    signature = require_header(request, "X-SIGNATURE")
+    authorization = require_header(request, "Authorization")
+    partner_id = require_header(request, "X-PARTNER-ID")
+    external_id = require_header(request, "X-EXTERNAL-ID")
+    if not printable_ascii(external_id):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "X-EXTERNAL-ID")
+    if len(partner_id) > 64:
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "X-PARTNER-ID")
+    now = rt.clock()
+    try:
+        moment = parse_timestamp(timestamp)
+    except ValueError:
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP") from None
+    if not within_window(moment, now, rt.settings.security.timestamp_skew):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise SignatureError(Case.INVALID_TOKEN, "token_malformed")
+    if not rt.verifier.verify(token, now):
+        raise SignatureError(Case.INVALID_TOKEN, "token_invalid")
+    document = parse_json(raw)
+    query = request.url.query
+    signed_path = http.path_prefix + path + (f"?{query}" if query else "")
+    matched = rt.signer.verify(
+        request.method, signed_path, token, raw, document, timestamp, signature
+    )
+    if matched is None:
+        if rt.settings.security.signature_mode == "enforce":
+            raise SignatureError(Case.UNAUTHORIZED, "Signature")
+        rt.metrics.signature_failures.labels(endpoint, "signature_logged").inc()
+        _log.warning("X-SIGNATURE did not verify on %s; accepted (log-only mode)", endpoint)
+    # WIB day of the request: X-EXTERNAL-ID is unique per partner per day (BI), so the day is
+    # part of the key and the claim lives until the end of that day plus a margin.
+    wib_seconds = int(now) + _WIB_OFFSET
+    day = wib_seconds // _DAY
+    replay_key = f"{endpoint}:{partner_id}:{day}:{external_id}"
+    return Verified(raw, document, replay_key, hashlib.sha256(raw).hexdigest())
+
+
+def replay_ttl(runtime: Runtime) -> float:
+    """Seconds from now to the end of the WIB day, plus the configured margin."""
+    wib_seconds = runtime.clock() + _WIB_OFFSET
+    return _DAY - (wib_seconds % _DAY) + runtime.settings.cache.replay_margin
+
+
+class InquiryHandler:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.path = runtime.settings.paths.inquiry
+        self.resolver_timeout = runtime.settings.inquiry.resolver_timeout
+        self.open_amount = runtime.settings.inquiry.open_amount_value
+        self.check_composition = runtime.settings.security.check_va_composition
+        metrics = runtime.metrics
+        self._latency = {
+            r.name: metrics.inquiry_latency.labels(r.name) for r in runtime.resolvers.routes
+        }
+        self._cache_hit = metrics.cache.labels("hit")
+        self._cache_miss = metrics.cache.labels("miss")
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rt = self.runtime
+        try:
+            verified = await verify_transaction(rt, request, "inquiry", self.path)
+        except SnapError as error:
+            return self._refuse(error)
+        except Exception:
+            _log.exception("inquiry verification failed")
+            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+        inquiry: Inquiry | None = None
+        field_error: SnapError | None = None
+        try:
+            inquiry = parse_inquiry(verified.document, check_composition=self.check_composition)
+        except SnapError as error:
+            field_error = error
+        ttl = replay_ttl(rt)
+        try:
+            begin = await rt.state.begin(
+                verified.replay_key,
+                verified.fingerprint,
+                ttl,
+                inquiry.payment_code if inquiry is not None else None,
+            )
+        except Exception:
+            _log.exception("state backend failed")
+            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+        if begin.claim is not Claim.NEW:
+            return await self._replayed(begin.claim, begin.answer, verified)
+        resolver = "none"
+        if field_error is not None:
+            status, document = error_body(field_error, _SERVICE)
+            result = "bad_request"
+        else:
+            assert inquiry is not None
+            status, document, resolver, result = await self._resolve(inquiry, begin.cached)
+        body = json_bytes(document)
+        if status >= 500:
+            await rt.state.release(verified.replay_key)
+        else:
+            await rt.state.finish(
+                verified.replay_key, verified.fingerprint, StoredAnswer(status, body), ttl
+            )
+        rt.metrics.inquiries.labels(resolver, result).inc()
+        latency = self._latency.get(resolver)
+        if latency is not None:
+            latency.observe(time.perf_counter() - started)
+        return snap_response(status, body, rt.timestamp())
+
+    async def _resolve(
+        self, inquiry: Inquiry, cached: Outcome | None
+    ) -> tuple[int, dict[str, Any], str, str]:
+        rt = self.runtime
+        route = rt.resolvers.route(inquiry.partner_prefix)
+        if route is None:
+            status, document = error_body(SnapError(Case.BILL_NOT_FOUND), _SERVICE)
+            return status, document, "none", "no_resolver"
+        outcome = cached
+        if outcome is not None:
+            self._cache_hit.inc()
+        else:
+            self._cache_miss.inc()
+            started = time.perf_counter()
+            try:
+                outcome = await rt.resolvers.resolve(route, inquiry)
+            except ResolverUnavailable as exc:
+                _log.warning("resolver %s unavailable: %s", route.name, exc)
+                status, document = error_body(SnapError(Case.TIMEOUT), _SERVICE)
+                return status, document, route.name, "unavailable"
+            except ResolverError as exc:
+                _log.error("resolver %s: %s", route.name, exc)
+                status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
+                return status, document, route.name, "error"
+            except Exception:
+                _log.exception("resolver %s raised", route.name)
+                status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
+                return status, document, route.name, "error"
+            finally:
+                rt.metrics.resolver_latency.labels(route.name).observe(
+                    time.perf_counter() - started
+                )
+            ttl = ttl_for(outcome, rt.settings.cache, rt.clock())
+            if ttl > 0:
+                await rt.state.put(inquiry.payment_code, outcome, ttl)
+        if isinstance(outcome, Bill):
+            if outcome.expires_at is not None and outcome.expires_at.timestamp() <= rt.clock():
+                outcome = BillStatus.EXPIRED
+            else:
+                document = render_bill(inquiry, outcome, open_amount_value=self.open_amount)
+                return 200, document, route.name, "bill"
+        status, document = error_body(SnapError(_STATUS_CASE[outcome]), _SERVICE)
+        return status, document, route.name, outcome.value
+
+    async def _replayed(
+        self, claim: Claim, answer: StoredAnswer | None, verified: Verified
+    ) -> Response:
+        rt = self.runtime
+        if claim is Claim.PENDING:
+            answer = await rt.state.wait(verified.replay_key, self.resolver_timeout + 1.0)
+            claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
+        if claim is Claim.REPLAY and answer is not None:
+            rt.metrics.replays.labels("identical_retry").inc()
+            return snap_response(answer.status, answer.body, rt.timestamp())
+        rt.metrics.replays.labels("conflict").inc()
+        return self._refuse(SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today"))
+
+    def _refuse(self, error: SnapError) -> Response:
+        status, document = error_body(error, _SERVICE)
+        rt = self.runtime
+        rt.metrics.rejections.labels("inquiry", document["responseCode"]).inc()
+        if isinstance(error, SignatureError):
+            rt.metrics.signature_failures.labels("inquiry", error.reason).inc()
+        _log.info("inquiry refused: %s %s", document["responseCode"], document["responseMessage"])
+        return self._answer(status, document)
+
+    def _answer(self, status: int, document: dict[str, Any]) -> Response:
+        return snap_response(status, json_bytes(document), self.runtime.timestamp())

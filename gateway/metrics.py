@@ -1,0 +1,78 @@
+"""Prometheus metrics, on a registry owned by the app (no module-level collectors).
+
+Names start with ``doku_gateway_``; labels carry resolver names, results and reasons, never a VA
+number (unbounded cardinality, and payment data does not belong in monitoring).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """All of the gateway's collectors, registered on one :class:`CollectorRegistry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.inquiries = Counter(
+            "doku_gateway_inquiries",
+            "Inquiries answered, by resolver and result.",
+            ["resolver", "result"],
+            registry=r,
+        )
+        self.inquiry_latency = Histogram(
+            "doku_gateway_inquiry_duration_seconds",
+            "Time from request received to answer ready, by resolver.",
+            ["resolver"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.resolver_latency = Histogram(
+            "doku_gateway_resolver_duration_seconds",
+            "Time spent inside resolver plugins (cache misses only).",
+            ["resolver"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "doku_gateway_cache_lookups",
+            "Answer cache lookups, by result (hit or miss).",
+            ["result"],
+            registry=r,
+        )
+        self.signature_failures = Counter(
+            "doku_gateway_signature_failures",
+            "Requests refused (or logged, in log-only mode) for a bad token or signature.",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            "doku_gateway_rejected_requests",
+            "Requests answered with a 4xx SNAP code, by endpoint and response code.",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        self.tokens_issued = Counter(
+            "doku_gateway_tokens_issued", "Access tokens issued to DOKU.", registry=r
+        )
+        self.replays = Counter(
+            "doku_gateway_replayed_requests",
+            "Requests whose X-EXTERNAL-ID was seen before, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "doku_gateway_redis_up", "1 when the Redis backend answers, else 0.", registry=r
+        )
+        self.redis_errors = Counter(
+            "doku_gateway_redis_errors", "Redis commands that failed or timed out.", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,51 @@
+"""Everything a request needs, built once per app from :class:`Settings`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .config import Settings
+from .dispatch import ResolverSet
+from .metrics import Metrics
+from .responses import Clock, TimestampHeader
+from .snap.signature import SymmetricSigner
+from .snap.tokens import TokenIssuer, TokenVerifier
+from .state import StateBackend
+
+__all__ = ["Runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    resolvers: ResolverSet
+    state: StateBackend
+    metrics: Metrics
+    clock: Clock = time.time
+    signer: SymmetricSigner = field(init=False)
+    verifier: TokenVerifier = field(init=False)
+    issuer: TokenIssuer = field(init=False)
+    timestamp: TimestampHeader = field(init=False)
+
+    def __post_init__(self) -> None:
+        creds = self.settings.credentials
+        security = self.settings.security
+        self.signer = SymmetricSigner.from_secret(creds.client_secret)
+        keys: tuple[rsa.RSAPublicKey, ...] = (creds.merchant_public_key,)
+        if security.accept_doku_tokens:
+            keys += (creds.doku_public_key,)
+        self.verifier = TokenVerifier(keys, creds.client_id, security.token_leeway)
+        self.issuer = TokenIssuer(
+            creds.merchant_private_key,
+            creds.client_id,
+            security.token_issuer,
+            security.token_lifetime,
+        )
+        self.timestamp = TimestampHeader(self.clock)
+
+    async def invalidate(self, payment_code: str) -> None:
+        """Forget the cached answer for ``payment_code`` (spaces are ignored)."""
+        await self.state.invalidate(payment_code.replace(" ", ""))

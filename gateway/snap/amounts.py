@@ -1,0 +1,42 @@
+"""Money as SNAP strings: ``^\\d{1,16}\\.\\d{2}$``, from and to :class:`~decimal.Decimal` only."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["format_amount", "is_amount", "parse_amount"]
+
+_AMOUNT = re.compile(r"\d{1,16}\.\d{2}")
+_CENT = Decimal("0.01")
+_LIMIT = Decimal("10000000000000000")
+
+
+def is_amount(value: str) -> bool:
+    return _AMOUNT.fullmatch(value) is not None
+
+
+def parse_amount(value: str) -> Decimal:
+    """Parse a SNAP amount string; ``ValueError`` when it is not ``digits.dd``."""
+    if not isinstance(value, str) or not is_amount(value):
+        raise ValueError("amount must match ^\\d{1,16}\\.\\d{2}$")
+    return Decimal(value)
+
+
+def format_amount(value: Decimal) -> str:
+    """Format a non-negative amount with exactly two decimals.
+
+    Refuses rather than rounds: a bill of ``10.005`` is a bug in the merchant's data, and sending
+    DOKU a different amount than the merchant computed would be worse than an error.
+    """
+    if not isinstance(value, Decimal):
+        raise ValueError(f"amount must be a Decimal, not {type(value).__name__}")
+    if not value.is_finite() or value < 0 or value >= _LIMIT:
+        raise ValueError("amount must be finite, non-negative and below 10^16")
+    try:
+        exact = value.quantize(_CENT)
+    except InvalidOperation:
+        raise ValueError("amount out of range") from None
+    if exact != value:
+        raise ValueError("amount has more than two decimals")
+    return f"{exact:f}"

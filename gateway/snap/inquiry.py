@@ -1,0 +1,161 @@
+"""The direct inquiry (service 24): request rules and the answer's shape (spec §7)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from ..exceptions import ResolverError, SnapError
+from .amounts import format_amount
+from .codes import Case
+from .fields import optional_str, require_object, require_str
+from .models import Bill, Inquiry
+
+__all__ = ["parse_inquiry", "render_bill", "validate_bill"]
+
+_PARTNER_SERVICE_ID = re.compile(r" {0,7}\d{1,8}")
+_CUSTOMER_NO = re.compile(r"\d{1,20}")
+_VA_NO = re.compile(r"[ \d]{1,28}")
+_CHANNEL_CODE = re.compile(r"\d{1,4}")
+# DOKU's create-VA validator allows only these characters in a VA name (spec §7.3).
+_VA_NAME = re.compile(r"[A-Za-z0-9 .\-/+,=_:'@%]{1,255}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
+_PHONE = re.compile(r"\+?\d{9,30}")
+
+
+def parse_inquiry(document: Mapping[str, Any], *, check_composition: bool = True) -> Inquiry:
+    """Validate an inquiry body and return its :class:`Inquiry`.
+
+    Padding stays in every string; only ``payment_code`` has the spaces removed.
+    """
+    partner = require_str(document, "partnerServiceId", "partnerServiceId", 8, _PARTNER_SERVICE_ID)
+    customer = require_str(document, "customerNo", "customerNo", 20, _CUSTOMER_NO)
+    va_no = require_str(document, "virtualAccountNo", "virtualAccountNo", 28, _VA_NO)
+    payment_code = va_no.replace(" ", "")
+    if not payment_code:
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
+    if check_composition and payment_code != partner.strip() + customer:
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
+    request_id = require_str(document, "inquiryRequestId", "inquiryRequestId", 128)
+    info = require_object(document, "additionalInfo", "additionalInfo")
+    channel = require_str(info, "channel", "additionalInfo.channel", 30)
+    trx_date_init = optional_str(document, "trxDateInit", "trxDateInit", 40)
+    language = optional_str(document, "language", "language", 2)
+    channel_code = document.get("channelCode")
+    # The MCC comes as a number in DANA-style bodies and as a string in DOKU's SDK model.
+    if channel_code is not None and (
+        isinstance(channel_code, bool)
+        or not isinstance(channel_code, int | str)
+        or _CHANNEL_CODE.fullmatch(str(channel_code)) is None
+    ):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "channelCode")
+    amount = document.get("amount")
+    if amount is not None and not isinstance(amount, dict):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "amount")
+    return Inquiry(
+        partner_service_id=partner,
+        customer_no=customer,
+        virtual_account_no=va_no,
+        payment_code=payment_code,
+        inquiry_request_id=request_id,
+        channel=channel,
+        body=MappingProxyType(dict(document)),
+        trx_date_init=trx_date_init,
+        language=language,
+    )
+
+
+def validate_bill(bill: Bill) -> None:
+    """Raise :class:`ResolverError` when ``bill`` cannot be sent to DOKU as it is."""
+    problems: list[str] = []
+    if not isinstance(bill.name, str) or _VA_NAME.fullmatch(bill.name) is None:
+        problems.append("name must be 1-255 characters of [A-Za-z0-9 .-/+,=_:'@%]")
+    if bill.trx_type not in ("C", "O", "V"):
+        problems.append("trx_type must be 'C', 'O' or 'V'")
+    if bill.currency != "IDR":
+        problems.append("currency must be IDR")
+    for label, value in (
+        ("amount", bill.amount),
+        ("min_amount", bill.min_amount),
+        ("max_amount", bill.max_amount),
+    ):
+        if value is None:
+            continue
+        try:
+            format_amount(value)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    limits = bill.min_amount is not None or bill.max_amount is not None
+    if limits and bill.trx_type == "C":
+        problems.append("min_amount/max_amount are only allowed with trx_type 'O' or 'V'")
+    if bill.trx_type == "C" and not problems and bill.amount <= 0:
+        problems.append("a closed bill needs a positive amount")
+    if (
+        bill.min_amount is not None
+        and bill.max_amount is not None
+        and not problems
+        and bill.min_amount > bill.max_amount
+    ):
+        problems.append("min_amount must not exceed max_amount")
+    if bill.expires_at is not None and (
+        not isinstance(bill.expires_at, datetime) or bill.expires_at.tzinfo is None
+    ):
+        problems.append("expires_at must be a timezone-aware datetime")
+    if bill.trx_id is not None and (not isinstance(bill.trx_id, str) or len(bill.trx_id) > 64):
+        problems.append("trx_id must be a string of at most 64 characters")
+    if bill.email is not None and _EMAIL.fullmatch(bill.email) is None:
+        problems.append("email is not an e-mail address")
+    if bill.phone is not None and _PHONE.fullmatch(bill.phone) is None:
+        problems.append("phone must be 9-30 digits")
+    for line in bill.free_text:
+        if len(line.english) > 64 or len(line.indonesia) > 64:
+            problems.append("free_text lines are at most 64 characters")
+            break
+    if problems:
+        raise ResolverError("invalid bill: " + "; ".join(problems))
+
+
+def render_bill(inquiry: Inquiry, bill: Bill, *, open_amount_value: str = "0.00") -> dict[str, Any]:
+    """The ``2002400`` body for ``bill``, echoing the request's strings byte for byte."""
+    if bill.trx_type == "O" and bill.amount == 0:
+        value = open_amount_value
+    else:
+        value = format_amount(bill.amount)
+    info: dict[str, Any] = {"channel": inquiry.channel}
+    if bill.trx_id is not None:
+        info["trxId"] = bill.trx_id
+    config: dict[str, Any] = {}
+    if bill.reusable is not None:
+        config["reusableStatus"] = bill.reusable
+    if bill.min_amount is not None:
+        config["minAmount"] = format_amount(bill.min_amount)
+    if bill.max_amount is not None:
+        config["maxAmount"] = format_amount(bill.max_amount)
+    if config:
+        info["virtualAccountConfig"] = config
+    data: dict[str, Any] = {
+        "partnerServiceId": inquiry.partner_service_id,
+        "customerNo": inquiry.customer_no,
+        "virtualAccountNo": inquiry.virtual_account_no,
+        "virtualAccountName": bill.name,
+    }
+    if bill.email is not None:
+        data["virtualAccountEmail"] = bill.email
+    if bill.phone is not None:
+        data["virtualAccountPhone"] = bill.phone
+    data["inquiryRequestId"] = inquiry.inquiry_request_id
+    data["totalAmount"] = {"value": value, "currency": bill.currency}
+    data["virtualAccountTrxType"] = bill.trx_type
+    if bill.expires_at is not None:
+        data["expiredDate"] = bill.expires_at.isoformat(timespec="seconds")
+    data["inquiryStatus"] = "00"
+    data["inquiryReason"] = {"english": "Success", "indonesia": "Sukses"}
+    if bill.free_text:
+        data["freeText"] = [
+            {"english": t.english, "indonesia": t.indonesia} for t in bill.free_text
+        ]
+    data["additionalInfo"] = info
+    return {"responseCode": "2002400", "responseMessage": "Successful", "virtualAccountData": data}

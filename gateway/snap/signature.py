@@ -1,0 +1,121 @@
+"""SNAP signatures (spec §5).
+
+* Asymmetric, on access-token calls: SHA256withRSA over ``clientId|X-TIMESTAMP``, base64.
+* Symmetric, on transaction calls: HMAC-SHA512 with the client secret over
+  ``METHOD:path:token:sha256hex(minified body):X-TIMESTAMP``, base64.
+
+Both sides use the header strings verbatim; nothing here re-formats a timestamp or trims padding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .canonical import body_candidates, minify, sha256_hex
+
+__all__ = [
+    "SymmetricSigner",
+    "asymmetric_string_to_sign",
+    "sign_asymmetric",
+    "sign_symmetric",
+    "symmetric_string_to_sign",
+    "verify_asymmetric",
+]
+
+
+def asymmetric_string_to_sign(client_id: str, timestamp: str) -> str:
+    return f"{client_id}|{timestamp}"
+
+
+def sign_asymmetric(private_key: rsa.RSAPrivateKey, client_id: str, timestamp: str) -> str:
+    """X-SIGNATURE of a token request: base64(SHA256withRSA(``clientId|timestamp``))."""
+    message = asymmetric_string_to_sign(client_id, timestamp).encode("utf-8")
+    raw = private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(raw).decode("ascii")
+
+
+def verify_asymmetric(
+    public_key: rsa.RSAPublicKey, client_id: str, timestamp: str, signature: str
+) -> bool:
+    """True when ``signature`` is a valid token-request signature by ``public_key``'s owner."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    message = asymmetric_string_to_sign(client_id, timestamp).encode("utf-8")
+    try:
+        public_key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def symmetric_string_to_sign(
+    method: str, path: str, token: str, body_sha256_hex: str, timestamp: str
+) -> str:
+    return f"{method}:{path}:{token}:{body_sha256_hex}:{timestamp}"
+
+
+def sign_symmetric(
+    secret: str, method: str, path: str, token: str, body: bytes, timestamp: str
+) -> str:
+    """X-SIGNATURE of a transaction call over ``body`` exactly as given (already minified)."""
+    message = symmetric_string_to_sign(method, path, token, sha256_hex(body), timestamp)
+    mac = hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha512).digest()
+    return base64.b64encode(mac).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class SymmetricSigner:
+    """Verifies inbound symmetric signatures with one client secret, built once at start."""
+
+    secret: bytes
+
+    @classmethod
+    def from_secret(cls, secret: str) -> SymmetricSigner:
+        return cls(secret.encode("utf-8"))
+
+    def sign(self, method: str, path: str, token: str, body: bytes, timestamp: str) -> str:
+        message = symmetric_string_to_sign(method, path, token, sha256_hex(body), timestamp)
+        mac = hmac.new(self.secret, message.encode("utf-8"), hashlib.sha512).digest()
+        return base64.b64encode(mac).decode("ascii")
+
+    def sign_document(
+        self, method: str, path: str, token: str, document: Any, timestamp: str
+    ) -> tuple[bytes, str]:
+        """Minify ``document`` and sign it: returns ``(bytes to send, X-SIGNATURE)``."""
+        body = minify(document)
+        return body, self.sign(method, path, token, body, timestamp)
+
+    def verify(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        raw: bytes,
+        document: Any,
+        timestamp: str,
+        signature: str,
+    ) -> str | None:
+        """Return the name of the body form that verified, or ``None`` when none did.
+
+        Every candidate of :func:`body_candidates` is tried with a constant-time compare.
+        """
+        expected = signature.encode("ascii", "replace")
+        prefix = f"{method}:{path}:{token}:"
+        suffix = f":{timestamp}".encode()
+        for name, body in body_candidates(raw, document):
+            message = prefix.encode("utf-8") + sha256_hex(body).encode("ascii") + suffix
+            mac = hmac.new(self.secret, message, hashlib.sha512).digest()
+            if hmac.compare_digest(base64.b64encode(mac), expected):
+                return name
+        return None

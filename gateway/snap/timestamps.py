@@ -1,0 +1,43 @@
+"""X-TIMESTAMP parsing and the skew window (spec §4.2, §4.3).
+
+Senders differ: DOKU's Python and Java SDKs send UTC with ``Z``, PHP/Node/Go send ``+07:00``,
+DOKU's notification doc shows fractional seconds. A timestamp must carry a zone; a naive one is
+refused because its instant is unknowable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+__all__ = ["WIB", "format_timestamp", "parse_timestamp", "wib_day", "within_window"]
+
+#: Western Indonesian Time, the day boundary for X-EXTERNAL-ID uniqueness.
+WIB = timezone(timedelta(hours=7), "WIB")
+
+_MAX_LENGTH = 40
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO-8601 X-TIMESTAMP with a zone; raise ``ValueError`` otherwise."""
+    if not value or len(value) > _MAX_LENGTH or "T" not in value:
+        raise ValueError("not an ISO-8601 date-time")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("no time zone")
+    return parsed
+
+
+def within_window(moment: datetime, now: float, skew_seconds: float) -> bool:
+    """True when ``moment`` lies within ``skew_seconds`` of the POSIX time ``now``."""
+    return abs(moment.timestamp() - now) <= skew_seconds
+
+
+def format_timestamp(moment: datetime | None = None) -> str:
+    """``YYYY-MM-DDTHH:MM:SS+07:00``, the form in DOKU's samples."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(WIB).isoformat(timespec="seconds")
+
+
+def wib_day(now: float) -> date:
+    """The calendar day in WIB at POSIX time ``now``."""
+    return datetime.fromtimestamp(now, WIB).date()

@@ -1,0 +1,167 @@
+"""Shared request state: the X-EXTERNAL-ID replay guard and the answer cache, behind one
+interface so a backend can serve a cache hit and its replay check in a single round trip.
+
+:class:`MemoryState` is the embedded default; the Redis backend implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .cache import TTLCache
+from .snap.models import Outcome
+
+__all__ = ["Begin", "Claim", "MemoryState", "StateBackend", "StoredAnswer"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An answer exactly as sent, kept so an identical retry gets the same bytes."""
+
+    status: int
+    body: bytes
+
+
+class Claim(enum.Enum):
+    NEW = "new"  # first time this X-EXTERNAL-ID is seen today: go ahead
+    REPLAY = "replay"  # identical request already answered: send the stored answer
+    PENDING = "pending"  # identical request still in flight: wait for its answer
+    CONFLICT = "conflict"  # same id, different request: 409
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    claim: Claim
+    answer: StoredAnswer | None = None
+    cached: Outcome | None = None
+
+
+class StateBackend(Protocol):
+    async def begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        """Claim ``replay_key`` for ``fingerprint``; on ``NEW`` also read ``cache_key``."""
+        ...
+
+    async def finish(
+        self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
+    ) -> None:
+        """Store the answer for identical retries."""
+        ...
+
+    async def release(self, replay_key: str) -> None:
+        """Forget a claim so the sender may retry (after a 5xx)."""
+        ...
+
+    async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
+        """Wait up to ``timeout`` for the answer of a ``PENDING`` claim."""
+        ...
+
+    async def get(self, cache_key: str) -> Outcome | None: ...
+
+    async def put(self, cache_key: str, outcome: Outcome, ttl: float) -> None: ...
+
+    async def invalidate(self, cache_key: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def status(self) -> Mapping[str, Any]:
+        """Backend name and health, for ``/readyz``."""
+        ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    fingerprint: str
+    expires: float
+    answer: StoredAnswer | None
+    done: asyncio.Event
+
+
+class MemoryState:
+    """In-process state for a single gateway process (no Redis needed)."""
+
+    def __init__(self, max_answers: int = 100_000, max_replay_ids: int = 200_000) -> None:
+        self._answers: TTLCache[str, Outcome] = TTLCache(max_answers)
+        self._replay: OrderedDict[str, _Entry] = OrderedDict()
+        self._max_replay = max_replay_ids
+
+    async def begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        now = time.monotonic()
+        entry = self._replay.get(replay_key)
+        if entry is not None and entry.expires > now:
+            if entry.fingerprint != fingerprint:
+                return Begin(Claim.CONFLICT)
+            if entry.answer is not None:
+                return Begin(Claim.REPLAY, answer=entry.answer)
+            return Begin(Claim.PENDING)
+        self._replay[replay_key] = _Entry(fingerprint, now + replay_ttl, None, asyncio.Event())
+        self._replay.move_to_end(replay_key)
+        self._trim(now)
+        cached = self._answers.get(cache_key) if cache_key is not None else None
+        return Begin(Claim.NEW, cached=cached)
+
+    async def finish(
+        self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
+    ) -> None:
+        entry = self._replay.get(replay_key)
+        if entry is None or entry.fingerprint != fingerprint:
+            return
+        entry.answer = answer
+        entry.done.set()
+
+    async def release(self, replay_key: str) -> None:
+        entry = self._replay.pop(replay_key, None)
+        if entry is not None:
+            entry.done.set()
+
+    async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
+        entry = self._replay.get(replay_key)
+        if entry is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                await entry.done.wait()
+        except TimeoutError:
+            return None
+        return entry.answer
+
+    async def get(self, cache_key: str) -> Outcome | None:
+        return self._answers.get(cache_key)
+
+    async def put(self, cache_key: str, outcome: Outcome, ttl: float) -> None:
+        if ttl > 0:
+            self._answers.set(cache_key, outcome, ttl)
+
+    async def invalidate(self, cache_key: str) -> None:
+        self._answers.pop(cache_key)
+
+    async def close(self) -> None:
+        return None
+
+    def status(self) -> Mapping[str, Any]:
+        return {
+            "backend": "memory",
+            "ok": True,
+            "answers": len(self._answers),
+            "replay_ids": len(self._replay),
+        }
+
+    def _trim(self, now: float) -> None:
+        replay = self._replay
+        while len(replay) > self._max_replay:
+            replay.popitem(last=False)
+        # Entries are in insertion order, so expired ones gather at the front.
+        while replay:
+            first = next(iter(replay.values()))
+            if first.expires > now:
+                break
+            replay.popitem(last=False)
