@@ -7,7 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 __all__ = ["format_amount", "is_amount", "parse_amount"]
 
-_AMOUNT = re.compile(r"\d{1,16}\.\d{2}")
+# re.ASCII: a str pattern's \d also matches "١٢" and the like, which Decimal() would accept.
+_AMOUNT = re.compile(r"\d{1,16}\.\d{2}", re.ASCII)
 _CENT = Decimal("0.01")
 _LIMIT = Decimal("10000000000000000")
 
@@ -39,4 +40,5 @@ def format_amount(value: Decimal) -> str:
         raise ValueError("amount out of range") from None
     if exact != value:
         raise ValueError("amount has more than two decimals")
-    return f"{exact:f}"
+    # Decimal("-0") passes the sign check but would format as "-0.00".
+    return f"{exact.copy_abs():f}"

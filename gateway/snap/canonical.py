@@ -46,10 +46,15 @@ def body_candidates(raw: bytes, document: Any) -> Iterator[tuple[str, bytes]]:
         return
     seen: list[bytes] = []
     if document is not None:
-        unescaped = minify(document)
-        seen.append(unescaped)
-        yield "minified-utf8", unescaped
-        if not unescaped.isascii():
+        try:
+            unescaped: bytes | None = minify(document)
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800") has no UTF-8 form; only the escaped form exists.
+            unescaped = None
+        if unescaped is not None:
+            seen.append(unescaped)
+            yield "minified-utf8", unescaped
+        if unescaped is None or not unescaped.isascii():
             escaped = minify(document, ensure_ascii=True)
             seen.append(escaped)
             yield "minified-ascii", escaped

@@ -16,14 +16,15 @@ from .models import Bill, Inquiry
 
 __all__ = ["parse_inquiry", "render_bill", "validate_bill"]
 
-_PARTNER_SERVICE_ID = re.compile(r" {0,7}\d{1,8}")
-_CUSTOMER_NO = re.compile(r"\d{1,20}")
-_VA_NO = re.compile(r"[ \d]{1,28}")
-_CHANNEL_CODE = re.compile(r"\d{1,4}")
+# re.ASCII: without it \d accepts any Unicode digit ("٨٨٨٩٩"), which no bank sends.
+_PARTNER_SERVICE_ID = re.compile(r" {0,7}\d{1,8}", re.ASCII)
+_CUSTOMER_NO = re.compile(r"\d{1,20}", re.ASCII)
+_VA_NO = re.compile(r"[ \d]{1,28}", re.ASCII)
+_CHANNEL_CODE = re.compile(r"\d{1,4}", re.ASCII)
 # DOKU's create-VA validator allows only these characters in a VA name (spec §7.3).
 _VA_NAME = re.compile(r"[A-Za-z0-9 .\-/+,=_:'@%]{1,255}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
-_PHONE = re.compile(r"\+?\d{9,30}")
+_PHONE = re.compile(r"\+?\d{9,30}", re.ASCII)
 
 
 def parse_inquiry(document: Mapping[str, Any], *, check_composition: bool = True) -> Inquiry:
@@ -77,6 +78,9 @@ def validate_bill(bill: Bill) -> None:
         problems.append("trx_type must be 'C', 'O' or 'V'")
     if bill.currency != "IDR":
         problems.append("currency must be IDR")
+    # Untyped resolvers can leave ``amount`` None; for "O"/"V" that would reach render_bill.
+    if bill.amount is None:
+        problems.append("amount is missing")
     for label, value in (
         ("amount", bill.amount),
         ("min_amount", bill.min_amount),

@@ -95,14 +95,26 @@ class TokenVerifier:
                     key,
                     algorithms=[_ALGORITHM],
                     leeway=self.leeway,
-                    options={"require": ["exp"], "verify_exp": False},
+                    options={
+                        "require": ["exp"],
+                        "verify_exp": False,
+                        "verify_iat": False,
+                        "verify_nbf": False,
+                    },
                 )
             except jwt.PyJWTError:
                 continue
             exp = claims.get("exp")
-            # PyJWT's own exp check reads the wall clock; comparing here keeps ``now`` testable.
+            # PyJWT's own exp/iat/nbf checks read the wall clock; comparing here keeps ``now``
+            # (the app's injectable clock) the only notion of time.
             if not isinstance(exp, int | float) or moment > exp + self.leeway:
                 return None
+            for name in ("iat", "nbf"):
+                value = claims.get(name)
+                if value is not None and (
+                    not isinstance(value, int | float) or value > moment + self.leeway
+                ):
+                    return None
             owner = claims.get("clientId")
             if self.client_id is not None and owner is not None and owner != self.client_id:
                 return None

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import load_settings, settings_from_mapping
+from gateway.exceptions import ConfigError
+from gateway.snap.keys import private_key_pem, public_key_pem
+
+from .support import Keys, make_settings
+
+
+def base(keys: Keys) -> dict[str, Any]:
+    return {
+        "doku": {
+            "client_id": keys.client_id,
+            "client_secret": keys.client_secret,
+            "public_key": public_key_pem(keys.doku.public_key()).decode(),
+        },
+        "merchant": {"private_key": private_key_pem(keys.merchant).decode()},
+        "resolvers": [{"use": "gateway.demo:DemoResolver"}],
+    }
+
+
+def test_defaults_follow_the_spec(keys: Keys) -> None:
+    settings = make_settings(keys)
+    assert settings.paths.token == "/v1.0/access-token/b2b"
+    assert settings.paths.inquiry == "/v1.1/transfer-va/inquiry"
+    assert settings.paths.payment == "/v1.0/transfer-va/payment"
+    assert settings.security.timestamp_skew == 300
+    assert settings.security.signature_mode == "enforce"
+    assert settings.security.token_lifetime == 900
+    assert settings.security.accept_doku_tokens is False
+    assert settings.inquiry.resolver_timeout == 3.0
+    assert settings.inquiry.open_amount_value == "0.00"
+    assert settings.http.max_body_bytes == 65_536
+    assert settings.cache.url == "memory://"
+
+
+def test_toml_file_with_references(tmp_path: Path, keys: Keys) -> None:
+    (tmp_path / "doku.pem").write_bytes(public_key_pem(keys.doku.public_key()))
+    (tmp_path / "merchant.pem").write_bytes(private_key_pem(keys.merchant))
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[doku]
+client_id = "{keys.client_id}"
+client_secret = "env:MY_SECRET"
+public_key = "file:{tmp_path / "doku.pem"}"
+
+[merchant]
+private_key = "file:{tmp_path / "merchant.pem"}"
+
+[http]
+port = 9000
+
+[security]
+timestamp_skew = 120
+
+[[resolvers]]
+name = "main"
+use = "gateway.demo:DemoResolver"
+partner_service_ids = ["   88899", "12345"]
+timeout = 1.5
+options = {{ amount = "10000.00" }}
+""")
+    settings = load_settings(config, {"MY_SECRET": "SK-from-env", "DOKU_GATEWAY_HTTP_PORT": "9100"})
+    assert settings.credentials.client_secret == "SK-from-env"
+    assert settings.http.port == 9100
+    assert settings.security.timestamp_skew == 120
+    resolver = settings.resolvers[0]
+    assert resolver.partner_service_ids == ("88899", "12345")
+    assert resolver.timeout == 1.5
+    assert resolver.options["amount"] == "10000.00"
+
+
+def test_every_scalar_has_an_environment_override(keys: Keys) -> None:
+    env = {
+        "DOKU_GATEWAY_SECURITY_SIGNATURE_MODE": "log-only",
+        "DOKU_GATEWAY_SECURITY_ACCEPT_DOKU_TOKENS": "true",
+        "DOKU_GATEWAY_INQUIRY_OPEN_AMOUNT_VALUE": "0",
+        "DOKU_GATEWAY_PATHS_INQUIRY": "/snap/v1.1/transfer-va/inquiry",
+        "DOKU_GATEWAY_REDIS_URL": "redis://127.0.0.1:6390/0",
+        "DOKU_GATEWAY_CACHE_BILL_TTL": "12.5",
+        "DOKU_GATEWAY_DOKU_CLIENT_ID": "BRN-ENV",
+        "DOKU_GATEWAY_LOG_LEVEL": "debug",
+    }
+    settings = settings_from_mapping(base(keys), env)
+    assert settings.security.signature_mode == "log-only"
+    assert settings.security.accept_doku_tokens is True
+    assert settings.inquiry.open_amount_value == "0"
+    assert settings.paths.inquiry == "/snap/v1.1/transfer-va/inquiry"
+    assert settings.cache.url == "redis://127.0.0.1:6390/0"
+    assert settings.cache.bill_ttl == 12.5
+    assert settings.credentials.client_id == "BRN-ENV"
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("change", "env", "key"),
+    [
+        ({"http": {"port": "eighty"}}, {}, "http.port"),
+        ({"http": {"prot": 1}}, {}, "http.prot"),
+        ({"security": {"signature_mode": "off"}}, {}, "security.signature_mode"),
+        ({"security": {"token_lifetime": 10}}, {}, "security.token_lifetime"),
+        ({}, {"DOKU_GATEWAY_HTTP_ACCESS_LOG": "maybe"}, "http.access_log"),
+        ({"inquiry": {"open_amount_value": "0.0"}}, {}, "inquiry.open_amount_value"),
+        ({"paths": {"inquiry": "no-slash"}}, {}, "paths.inquiry"),
+        ({"cache": {"url": "memcached://x"}}, {}, "cache.url"),
+        (
+            {"doku": {"client_id": "x", "client_secret": "env:NOPE", "public_key": "k"}},
+            {},
+            "doku.client_secret",
+        ),
+        ({"resolvers": []}, {}, "resolvers"),
+        ({"resolvers": [{"name": "a"}]}, {}, "resolvers[0].use"),
+        (
+            {"resolvers": [{"use": "a:b", "partner_service_ids": ["abc"]}]},
+            {},
+            "resolvers[0].partner_service_ids",
+        ),
+        (
+            {
+                "resolvers": [
+                    {"use": "a:b", "default": True, "name": "a"},
+                    {"use": "a:b", "default": True, "name": "b"},
+                ]
+            },
+            {},
+            "resolvers",
+        ),
+        ({"bogus": {}}, {}, "bogus"),
+    ],
+)
+def test_bad_config_names_the_key(
+    keys: Keys, change: dict[str, Any], env: dict[str, str], key: str
+) -> None:
+    data = base(keys)
+    for section, value in change.items():
+        if isinstance(value, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **value}
+        else:
+            data[section] = value
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, env)
+    assert info.value.key == key
+
+
+def test_bad_keys_are_reported(keys: Keys) -> None:
+    data = base(keys)
+    data["merchant"] = {
+        "private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"
+    }
+    with pytest.raises(ConfigError, match="merchant.private_key"):
+        settings_from_mapping(data, {})
+    data = base(keys)
+    data["merchant"]["public_key"] = public_key_pem(keys.doku.public_key()).decode()
+    with pytest.raises(ConfigError, match="does not match"):
+        settings_from_mapping(data, {})
+
+
+def test_secret_is_not_in_repr(keys: Keys) -> None:
+    settings = make_settings(keys)
+    assert keys.client_secret not in repr(settings)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml", {})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[http\nport = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, {})
