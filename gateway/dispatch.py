@@ -1,4 +1,4 @@
-"""Routes each inquiry to its resolver, under a timeout, one call per payment code at a time."""
+"""Routes each inquiry to its resolver and calls it under a timeout."""
 
 from __future__ import annotations
 
@@ -44,8 +44,6 @@ class ResolverSet:
                 self._default = route
         if self._default is None and len(self.routes) == 1:
             self._default = self.routes[0]
-        # In-process single flight: concurrent misses for one payment code share one call.
-        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
 
     @classmethod
     def from_settings(
@@ -67,28 +65,10 @@ class ResolverSet:
         return self._by_prefix.get(partner_prefix, self._default)
 
     async def resolve(self, route: Route, inquiry: Inquiry) -> Outcome:
-        """Call ``route``'s resolver, sharing the call with concurrent inquiries for the same
-        payment code. Raises ``ResolverUnavailable`` (incl. timeout) or ``ResolverError``."""
-        key = f"{route.name}\x00{inquiry.payment_code}"
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            outcome = await self._call(route, inquiry)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Waiters see the exception; mark it retrieved so asyncio does not warn when none.
-            future.exception()
-            raise
-        else:
-            future.set_result(outcome)
-            return outcome
-        finally:
-            del self._inflight[key]
+        """Call ``route``'s resolver under its timeout and check what it returned.
 
-    async def _call(self, route: Route, inquiry: Inquiry) -> Outcome:
+        Raises :class:`ResolverUnavailable` (also on timeout) or :class:`ResolverError`.
+        """
         try:
             async with asyncio.timeout(route.timeout):
                 outcome = await route.resolver.resolve(inquiry)

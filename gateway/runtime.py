@@ -11,6 +11,7 @@ from .config import Settings
 from .dispatch import ResolverSet
 from .metrics import Metrics
 from .responses import Clock, TimestampHeader
+from .singleflight import Fetcher
 from .snap.signature import SymmetricSigner
 from .snap.tokens import TokenIssuer, TokenVerifier
 from .state import StateBackend
@@ -29,6 +30,7 @@ class Runtime:
     verifier: TokenVerifier = field(init=False)
     issuer: TokenIssuer = field(init=False)
     timestamp: TimestampHeader = field(init=False)
+    fetcher: Fetcher = field(init=False)
 
     def __post_init__(self) -> None:
         creds = self.settings.credentials
@@ -45,6 +47,7 @@ class Runtime:
             security.token_lifetime,
         )
         self.timestamp = TimestampHeader(self.clock)
+        self.fetcher = Fetcher(self.resolvers, self.state, self.settings.cache)
 
     async def invalidate(self, payment_code: str) -> None:
         """Forget the cached answer for ``payment_code`` (spaces are ignored)."""

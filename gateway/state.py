@@ -69,6 +69,16 @@ class StateBackend(Protocol):
 
     async def invalidate(self, cache_key: str) -> None: ...
 
+    async def acquire(self, cache_key: str, ttl: float) -> bool:
+        """Take the resolve lock for ``cache_key`` (cross-process single flight)."""
+        ...
+
+    async def unlock(self, cache_key: str) -> None: ...
+
+    async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
+        """Wait for another process's answer; ``None`` once its lock is gone without one."""
+        ...
+
     async def close(self) -> None: ...
 
     def status(self) -> Mapping[str, Any]:
@@ -143,6 +153,16 @@ class MemoryState:
 
     async def invalidate(self, cache_key: str) -> None:
         self._answers.pop(cache_key)
+
+    async def acquire(self, cache_key: str, ttl: float) -> bool:
+        # One process: the in-process single flight already lets one caller through.
+        return True
+
+    async def unlock(self, cache_key: str) -> None:
+        return None
+
+    async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
+        return self._answers.get(cache_key)
 
     async def close(self) -> None:
         return None

@@ -152,7 +152,7 @@ def test_bad_keys_are_reported(keys: Keys) -> None:
     data["merchant"] = {
         "private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"
     }
-    with pytest.raises(ConfigError, match="merchant.private_key"):
+    with pytest.raises(ConfigError, match=r"merchant\.private_key"):
         settings_from_mapping(data, {})
     data = base(keys)
     data["merchant"]["public_key"] = public_key_pem(keys.doku.public_key()).decode()

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from gateway import Bill, BillStatus, Inquiry, ResolverContext, ResolverError, ResolverUnavailable
+from gateway import BillStatus, Inquiry, ResolverContext, ResolverError, ResolverUnavailable
 from gateway.config import ResolverSettings
 from gateway.dispatch import ResolverSet, Route
 from gateway.exceptions import ConfigError
@@ -74,27 +73,6 @@ async def test_wrong_return_type_is_a_resolver_error() -> None:
         await resolvers.resolve(resolvers.routes[0], inquiry())
 
 
-async def test_single_flight_per_payment_code() -> None:
-    fixed = Fixed(Bill(name="A", amount=Decimal("1.00")), delay=0.05)
-    resolvers = ResolverSet.single(fixed)
-    route = resolvers.routes[0]
-    results = await asyncio.gather(
-        *(resolvers.resolve(route, inquiry()) for _ in range(20)),
-        resolvers.resolve(route, inquiry("8889900009999")),
-    )
-    assert fixed.calls == 2
-    assert all(isinstance(r, Bill) for r in results)
-
-
-async def test_single_flight_shares_failures() -> None:
-    resolvers = ResolverSet.single(Fixed(BillStatus.NOT_FOUND, delay=1), timeout=0.05)
-    route = resolvers.routes[0]
-    results = await asyncio.gather(
-        *(resolvers.resolve(route, inquiry()) for _ in range(5)), return_exceptions=True
-    )
-    assert all(isinstance(r, ResolverUnavailable) for r in results)
-
-
 async def test_lifecycle_hooks_and_health() -> None:
     fixed = Fixed(BillStatus.NOT_FOUND)
     resolvers = ResolverSet.single(fixed, "main")
@@ -142,7 +120,7 @@ def test_loads_from_import_string_and_entry_point() -> None:
         ("no-such-plugin", "no resolver plugin named"),
         ("gateway.demo:__doc__", "not callable"),
         ("builtins:object", "refused its options"),
-            ("builtins:dict", "without an async resolve"),
+        ("builtins:dict", "without an async resolve"),
     ],
 )
 def test_loader_errors_name_the_resolver(use: str, message: str) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..cache import ttl_for
 from ..exceptions import ResolverError, ResolverUnavailable, SignatureError, SnapError
 from ..log import get_logger
 from ..responses import error_body, json_bytes, snap_response
@@ -185,7 +184,7 @@ class InquiryHandler:
             self._cache_miss.inc()
             started = time.perf_counter()
             try:
-                outcome = await rt.resolvers.resolve(route, inquiry)
+                outcome = await rt.fetcher.fetch(route, inquiry)
             except ResolverUnavailable as exc:
                 _log.warning("resolver %s unavailable: %s", route.name, exc)
                 status, document = error_body(SnapError(Case.TIMEOUT), _SERVICE)
@@ -202,9 +201,6 @@ class InquiryHandler:
                 rt.metrics.resolver_latency.labels(route.name).observe(
                     time.perf_counter() - started
                 )
-            ttl = ttl_for(outcome, rt.settings.cache, rt.clock())
-            if ttl > 0:
-                await rt.state.put(inquiry.payment_code, outcome, ttl)
         if isinstance(outcome, Bill):
             if outcome.expires_at is not None and outcome.expires_at.timestamp() <= rt.clock():
                 outcome = BillStatus.EXPIRED
