@@ -42,8 +42,12 @@ def sdk_token(base_url: str, keys: Keys) -> str:
     )
     response = httpx.post(
         base_url + "/v1.0/access-token/b2b",
-        headers={"X-TIMESTAMP": timestamp, "X-CLIENT-KEY": keys.client_id,
-                 "X-SIGNATURE": signature, "Content-Type": "application/json"},
+        headers={
+            "X-TIMESTAMP": timestamp,
+            "X-CLIENT-KEY": keys.client_id,
+            "X-SIGNATURE": signature,
+            "Content-Type": "application/json",
+        },
         json={"grantType": "client_credentials", "additionalInfo": ""},
     )
     body = response.json()
@@ -51,18 +55,24 @@ def sdk_token(base_url: str, keys: Keys) -> str:
     return str(body["accessToken"])
 
 
-def sdk_inquiry(base_url: str, keys: Keys, token: str, body: dict[str, Any],
-                external_id: str) -> httpx.Response:
+def sdk_inquiry(
+    base_url: str, keys: Keys, token: str, body: dict[str, Any], external_id: str
+) -> httpx.Response:
     timestamp = TokenService.get_timestamp()
     signature = TokenService.generate_symmetric_signature(
         "POST", INQUIRY, token, body, timestamp, keys.client_secret
     )
     return httpx.post(
         base_url + INQUIRY,
-        headers={"Authorization": f"Bearer {token}", "X-TIMESTAMP": timestamp,
-                 "X-SIGNATURE": signature, "X-PARTNER-ID": keys.client_id,
-                 "X-EXTERNAL-ID": external_id, "CHANNEL-ID": "VA004",
-                 "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-TIMESTAMP": timestamp,
+            "X-SIGNATURE": signature,
+            "X-PARTNER-ID": keys.client_id,
+            "X-EXTERNAL-ID": external_id,
+            "CHANNEL-ID": "VA004",
+            "Content-Type": "application/json",
+        },
         # What requests' json= sends: default separators, ASCII escapes.
         content=json.dumps(body).encode(),
     )
@@ -77,8 +87,13 @@ def test_sdk_accepts_our_token(base_url: str, keys: Keys) -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("8889900001234", "2002400"), ("8889911600001", "2002400"), ("8889911700001", "4042414"),
-     ("8889911800001", "4042419"), ("8889911900001", "4042412")],
+    [
+        ("8889900001234", "2002400"),
+        ("8889911600001", "2002400"),
+        ("8889911700001", "4042414"),
+        ("8889911800001", "4042419"),
+        ("8889911900001", "4042412"),
+    ],
 )
 def test_sdk_signed_inquiries(base_url: str, keys: Keys, code: str, expected: str) -> None:
     token = sdk_token(base_url, keys)
@@ -98,6 +113,7 @@ def test_sdk_signed_non_ascii_body(base_url: str, keys: Keys) -> None:
 def test_sdk_signature_with_wrong_secret_is_refused(base_url: str, keys: Keys) -> None:
     token = sdk_token(base_url, keys)
     other = Keys(keys.doku, keys.merchant, keys.client_id, "SK-not-the-secret")
-    response = sdk_inquiry(base_url, other, token, inquiry_body("8889900001234", "   88899"),
-                           "sdk-wrong")
+    response = sdk_inquiry(
+        base_url, other, token, inquiry_body("8889900001234", "   88899"), "sdk-wrong"
+    )
     assert response.json()["responseCode"] == "4012400"
