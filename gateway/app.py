@@ -10,7 +10,6 @@ from starlette.routing import Route
 
 from .config import Settings
 from .dispatch import ResolverSet
-from .exceptions import ConfigError
 from .handlers.health import HealthHandlers
 from .handlers.inquiry import InquiryHandler
 from .handlers.token import TokenHandler
@@ -30,7 +29,9 @@ def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
     cache = settings.cache
     if cache.url.startswith("memory:"):
         return MemoryState(cache.max_entries)
-    raise ConfigError("cache.url", "only memory:// is supported in this version")
+    from .redis_state import RedisState  # imported lazily: embedded mode needs no Redis
+
+    return RedisState.from_settings(cache, metrics)
 
 
 def create_app(

@@ -103,6 +103,14 @@ class CacheSettings:
     final_ttl: float = 300.0
     #: Margin past the end of the WIB day that X-EXTERNAL-IDs are remembered.
     replay_margin: float = 3600.0
+    #: Redis: connections per process; callers wait up to ``redis_pool_timeout`` for one.
+    redis_max_connections: int = 64
+    redis_pool_timeout: float = 1.0
+    #: Redis: per-command and connect timeouts, seconds.
+    redis_command_timeout: float = 0.25
+    redis_connect_timeout: float = 0.5
+    #: Redis: after a failure, answer from memory and retry Redis after this many seconds.
+    redis_retry_interval: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,5 +410,14 @@ def _validate(settings: Settings) -> None:
     if settings.inquiry.resolver_timeout <= 0:
         raise ConfigError("inquiry.resolver_timeout", "must be positive")
     scheme = settings.cache.url.split("://", 1)[0]
-    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
-        raise ConfigError("cache.url", "must be memory:// or a redis://, rediss://, unix:// URL")
+    schemes = (
+        "memory",
+        "redis",
+        "rediss",
+        "unix",
+        "redis+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    )
+    if scheme not in schemes:
+        raise ConfigError("cache.url", f"scheme must be one of {', '.join(schemes)}")
