@@ -226,7 +226,7 @@ async def test_gateway_keeps_answering_while_redis_is_down(
 
 async def test_cache_purge_command(redis_server: RedisServer, raw: aioredis.Redis) -> None:
     await raw.set("doku-gateway:v1:{8889900001234}:a", b'{"s":"expired"}')
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: ASYNC221 (a CLI process, on purpose)
         [
             sys.executable,
             "-m",
