@@ -17,6 +17,7 @@ from .exceptions import (
     SnapError,
 )
 from .resolver import Resolver, ResolverContext, ResolverFactory
+from .snap.inquiry import validate_bill
 from .snap.models import Bill, BillStatus, FreeText, Inquiry, Outcome, TrxType
 
 __version__ = "0.1.0"
@@ -42,4 +43,5 @@ __all__ = [
     "__version__",
     "create_app",
     "load_settings",
+    "validate_bill",
 ]

@@ -26,6 +26,7 @@ from .snap.keys import load_private_key, load_public_key
 
 __all__ = [
     "CacheSettings",
+    "ClientSettings",
     "Credentials",
     "HttpSettings",
     "InquirySettings",
@@ -114,6 +115,19 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """The merchant's calls to DOKU's API (check status, VA management)."""
+
+    #: ``https://api-sandbox.doku.com`` (sandbox) or ``https://api.doku.com`` (production).
+    base_url: str = "https://api-sandbox.doku.com"
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    #: Retries after a connection failure or a 5xx, for calls that are safe to repeat.
+    retries: int = 2
+    channel_id: str = "H2H"
+
+
+@dataclass(frozen=True, slots=True)
 class ResolverSettings:
     """One ``[[resolvers]]`` table: which plugin, for which partnerServiceIds, with what options."""
 
@@ -145,6 +159,7 @@ class Settings:
     security: SecuritySettings = SecuritySettings()
     inquiry: InquirySettings = InquirySettings()
     cache: CacheSettings = CacheSettings()
+    client: ClientSettings = ClientSettings()
     log_level: str = "INFO"
     demo: bool = False
 
@@ -158,6 +173,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "inquiry": InquirySettings,
     "cache": CacheSettings,
+    "client": ClientSettings,
 }
 _ALIASES = {"DOKU_GATEWAY_REDIS_URL": ("cache", "url")}
 _SECRET_KEYS = {
@@ -376,10 +392,22 @@ def _resolvers(raw: Any, env: Mapping[str, str]) -> tuple[ResolverSettings, ...]
                 partner_service_ids=tuple(i.strip() for i in ids),
                 default=_coerce(table.get("default", False), bool, f"{key}.default", env),
                 timeout=timeout,
-                options=MappingProxyType(dict(options)),
+                options=MappingProxyType(_expand(options, f"{key}.options", env)),
             )
         )
     return tuple(result)
+
+
+def _expand(value: Any, key: str, env: Mapping[str, str]) -> Any:
+    """Resolve ``env:``/``file:`` references inside a resolver's options, so a plugin's secrets
+    (an API key in a header, a DSN) need not be written into the config file."""
+    if isinstance(value, str):
+        return resolve_reference(value, key, env)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{key}.{k}", env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{key}[{i}]", env) for i, v in enumerate(value)]
+    return value
 
 
 def _validate(settings: Settings) -> None:
@@ -407,6 +435,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("http.max_body_bytes", "must be at least 1024")
     if settings.security.token_lifetime < 60:
         raise ConfigError("security.token_lifetime", "must be at least 60 seconds")
+    if not settings.client.base_url.startswith(("https://", "http://")):
+        raise ConfigError("client.base_url", "must be an http(s) URL")
     if settings.inquiry.resolver_timeout <= 0:
         raise ConfigError("inquiry.resolver_timeout", "must be positive")
     scheme = settings.cache.url.split("://", 1)[0]

@@ -172,3 +172,30 @@ def test_unreadable_file(tmp_path: Path) -> None:
     broken.write_text("[http\nport = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(broken, {})
+
+
+def test_resolver_options_may_reference_secrets(keys: Keys, tmp_path: Path) -> None:
+    (tmp_path / "dsn").write_text("postgres://billing")
+    data = base(keys)
+    data["resolvers"] = [
+        {
+            "use": "gateway.demo:DemoResolver",
+            "options": {
+                "headers": {"Authorization": "env:API_KEY"},
+                "dsn": f"file:{tmp_path / 'dsn'}",
+                "hosts": ["env:HOST"],
+                "retries": 3,
+            },
+        }
+    ]
+    settings = settings_from_mapping(data, {"API_KEY": "Bearer k", "HOST": "h1"})
+    options = settings.resolvers[0].options
+    assert options == {
+        "headers": {"Authorization": "Bearer k"},
+        "dsn": "postgres://billing",
+        "hosts": ["h1"],
+        "retries": 3,
+    }
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, {"HOST": "h1"})
+    assert info.value.key == "resolvers[0].options.headers.Authorization"

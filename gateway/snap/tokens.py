@@ -63,7 +63,7 @@ class TokenVerifier:
 
     ``keys`` are tried in order: the merchant public key, then (only when the operator enabled
     DOKU-issued tokens, spec §19 Q3) DOKU's public key. ``client_id``, when set, must equal the
-    token's ``clientId`` claim where it has one.
+    token's ``clientId`` claim (spec §6.3).
     """
 
     keys: tuple[rsa.RSAPublicKey, ...]
@@ -116,7 +116,7 @@ class TokenVerifier:
                 ):
                     return None
             owner = claims.get("clientId")
-            if self.client_id is not None and owner is not None and owner != self.client_id:
+            if self.client_id is not None and owner != self.client_id:
                 return None
             return claims
         return None

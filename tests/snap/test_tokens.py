@@ -218,10 +218,10 @@ def test_refuses_another_client_id(keys: Keys) -> None:
     assert _verifier(keys).verify(issued.access_token, now=T) is False
 
 
-def test_accepts_a_token_without_client_id(keys: Keys) -> None:
-    # Documented: client_id must match "where it has one" (DOKU SDK tokens vary in claims).
+def test_refuses_a_token_without_client_id(keys: Keys) -> None:
+    # Spec §6.3: clientId must equal the configured client id; a token without one is not ours.
     claims = {"exp": T + 900, "issuer": "MERCHANT-ISSUER"}
-    assert _verifier(keys).verify(encode_jwt(claims, keys.merchant), now=T) is True
+    assert _verifier(keys).verify(encode_jwt(claims, keys.merchant), now=T) is False
 
 
 @pytest.mark.parametrize(
