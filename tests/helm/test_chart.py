@@ -43,9 +43,14 @@ CHART = ROOT / "helm" / "doku-gateway"
 TEMPLATES = CHART / "templates"
 CONFIG_PATH = "/etc/doku-gateway/config.toml"
 SECRETS_DIR = "/etc/doku-gateway/secrets"
+DATA_DIR = "/var/lib/doku-gateway"
 
-# Settings where the chart deliberately differs from the gateway's built-in default.
-CHART_OVERRIDES = {("http", "host"): "0.0.0.0"}
+# Settings where the chart deliberately differs from the gateway's built-in default: listen on
+# the pod's interfaces, and keep files the gateway writes on the writable data volume.
+CHART_OVERRIDES = {
+    ("http", "host"): "0.0.0.0",
+    ("payment", "journal_dir"): f"{DATA_DIR}/journal",
+}
 
 DEFAULT_ITEMS = {
     "clientSecret": "client-secret",
@@ -141,7 +146,7 @@ def render_config_toml(values: Mapping[str, Any]) -> str:
         lines.append(f"private_key_password = {file_ref('merchantPrivateKeyPassword')}")
     if secret_item(values, "merchantPublicKey"):
         lines.append(f"public_key = {file_ref('merchantPublicKey')}")
-    for section in ("paths", "http", "security", "inquiry", "cache"):
+    for section in _SECTIONS:  # the helper's list; a test checks they agree
         lines += ["", f"[{section}]", *toml_pairs(config.get(section) or {})]
     for resolver in config.get("resolvers") or []:
         lines += ["", "[[resolvers]]"]
@@ -169,8 +174,8 @@ def load_rendered(toml_text: str, mounted: Mapping[str, bytes], tmp_path: Path) 
     the TOML with the gateway's own loader."""
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
-    for name, data in mounted.items():
-        (secrets_dir / name).write_bytes(data)
+    for name, content in mounted.items():
+        (secrets_dir / name).write_bytes(content)
     assert SECRETS_DIR in toml_text
     data = tomllib.loads(toml_text.replace(SECRETS_DIR, str(secrets_dir)))
     return settings_from_mapping(data, {})
@@ -257,7 +262,7 @@ def test_the_helper_renders_the_gateway_sections_and_credential_keys() -> None:
     body = helpers.split('define "doku-gateway.configToml"', 1)[1].split("{{- define", 1)[0]
     sections = re.search(r"range \$section := list ((?:\"\w+\"\s*)+)", body)
     assert sections, "configToml no longer loops over the sections"
-    assert re.findall(r'"(\w+)"', sections.group(1)) == list(_SECTIONS)
+    assert sorted(re.findall(r'"(\w+)"', sections.group(1))) == sorted(_SECTIONS)
     # The credential keys written under [doku] and [merchant] are ones the gateway reads.
     doku, merchant = body.split("[doku]", 1)[1].split("[merchant]", 1)
     for section, text in (("doku", doku), ("merchant", merchant.split("{{- range", 1)[0])):
@@ -314,7 +319,7 @@ def test_existing_secret_with_optional_items_and_plugin_options(keys: Keys, tmp_
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(password.encode()),
     )
-    override = {
+    override: dict[str, Any] = {
         "doku": {"clientId": keys.client_id},
         "secrets": {
             "existingSecret": "doku-creds",
@@ -409,11 +414,19 @@ def test_config_and_secrets_are_mounted_where_the_toml_and_image_expect() -> Non
     helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
     assert f'define "doku-gateway.configPath" -}}}}{CONFIG_PATH}{{{{' in helpers
     assert f'define "doku-gateway.secretsDir" -}}}}{SECRETS_DIR}{{{{' in helpers
+    assert f'define "doku-gateway.dataDir" -}}}}{DATA_DIR}{{{{' in helpers
     deployment = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
     mounts = block(deployment, "volumeMounts:")
     assert 'mountPath: {{ include "doku-gateway.configPath" . }}' in mounts
     assert "subPath: config.toml" in mounts
     assert 'mountPath: {{ include "doku-gateway.secretsDir" . }}' in mounts
+    # Whatever the gateway writes goes to a mounted volume: the root filesystem is read-only.
+    assert 'mountPath: {{ include "doku-gateway.dataDir" . }}' in mounts
+    writable = [v for (_, key), v in CHART_OVERRIDES.items() if key.endswith("_dir")]
+    assert writable and all(path.startswith(f"{DATA_DIR}/") for path in writable)
+    assert f"install -d -m 0750 -o 10001 -g 10001 {DATA_DIR}" in (ROOT / "Dockerfile").read_text(
+        encoding="utf-8"
+    )
     configmap = (TEMPLATES / "configmap.yaml").read_text(encoding="utf-8")
     assert re.search(r"config\.toml: \|\s*\{\{- include \"doku-gateway\.configToml\"", configmap)
     for annotation, template in (("checksum/config", "configmap"), ("checksum/secret", "secret")):
@@ -480,6 +493,7 @@ def test_dockerfile_matches_the_chart() -> None:
     assert json.loads(dockerfile_instruction("ENTRYPOINT")) == ["doku-gateway"]
     assert json.loads(dockerfile_instruction("CMD")) == ["serve", "--config", CONFIG_PATH]
     assert int(dockerfile_instruction("EXPOSE")) == values["config"]["http"]["port"]
+    assert dockerfile_instruction("WORKDIR") == DATA_DIR  # writable by the user, and a volume
     user = dockerfile_instruction("USER")
     assert (
         user
@@ -547,7 +561,7 @@ def test_helm_renders_a_working_config(keys: Keys, tmp_path: Path) -> None:
     assert container["ports"][0]["containerPort"] == settings.http.port
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     ingress_paths = [p["path"] for p in docs["Ingress"]["spec"]["rules"][0]["http"]["paths"]]
-    assert ingress_paths == [settings.paths.token, settings.paths.inquiry]
+    assert ingress_paths == [settings.paths.token, settings.paths.inquiry, settings.paths.payment]
 
 
 @needs_helm
