@@ -16,9 +16,9 @@ from .exceptions import (
     SignatureError,
     SnapError,
 )
-from .resolver import Resolver, ResolverContext, ResolverFactory
+from .resolver import PaymentHook, Resolver, ResolverContext, ResolverFactory
 from .snap.inquiry import validate_bill
-from .snap.models import Bill, BillStatus, FreeText, Inquiry, Outcome, TrxType
+from .snap.models import Bill, BillStatus, FreeText, Inquiry, Outcome, Payment, TrxType
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,8 @@ __all__ = [
     "GatewayError",
     "Inquiry",
     "Outcome",
+    "Payment",
+    "PaymentHook",
     "Resolver",
     "ResolverContext",
     "ResolverError",

@@ -9,17 +9,20 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from .config import Settings
+from .delivery import Deliverer
 from .dispatch import ResolverSet
 from .handlers.health import HealthHandlers
 from .handlers.inquiry import InquiryHandler
+from .handlers.payment import PaymentHandler
 from .handlers.token import TokenHandler
+from .journal import FileJournal, Journal
 from .log import get_logger
 from .metrics import Metrics
 from .responses import Clock
 from .runtime import Runtime
 from .state import MemoryState, StateBackend
 
-__all__ = ["create_app", "create_state"]
+__all__ = ["create_app", "create_journal", "create_state"]
 
 _log = get_logger("app")
 
@@ -34,6 +37,21 @@ def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
     return RedisState.from_settings(cache, metrics)
 
 
+def create_journal(settings: Settings) -> Journal:
+    """The payment journal: Redis Streams when configured (or ``auto`` with a Redis cache),
+    else fsync'd files in ``payment.journal_dir`` (one process)."""
+    payment = settings.payment
+    use_redis = payment.journal == "redis" or (
+        payment.journal == "auto" and not settings.cache.url.startswith("memory:")
+    )
+    if use_redis:
+        from .redis_journal import RedisJournal
+
+        journal: Journal = RedisJournal.from_settings(settings.cache, payment)
+        return journal
+    return FileJournal(payment.journal_dir)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -41,6 +59,7 @@ def create_app(
     state: StateBackend | None = None,
     metrics: Metrics | None = None,
     clock: Clock | None = None,
+    journal: Journal | None = None,
 ) -> Starlette:
     """Build the gateway app. ``resolvers``/``state``/``clock`` may be passed in (tests, embedding);
     otherwise they come from ``settings``."""
@@ -50,11 +69,14 @@ def create_app(
     if state is None:
         state = create_state(settings, metrics)
     runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
+    journal = journal or create_journal(settings)
+    deliverer = Deliverer(journal, resolvers, settings.payment, metrics)
     health = HealthHandlers(runtime)
     paths = settings.paths
     routes = [
         Route(paths.token, TokenHandler(runtime).handle, methods=["POST"]),
         Route(paths.inquiry, InquiryHandler(runtime).handle, methods=["POST"]),
+        Route(paths.payment, PaymentHandler(runtime, journal, deliverer).handle, methods=["POST"]),
         Route("/livez", health.livez, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
@@ -63,6 +85,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.resolvers.startup(runtime.invalidate)
+        await deliverer.start()
         _log.info(
             "gateway ready: %d resolver(s), state %s",
             len(runtime.resolvers.routes),
@@ -71,9 +94,12 @@ def create_app(
         try:
             yield
         finally:
+            await deliverer.stop()
+            await journal.close()
             await runtime.resolvers.shutdown()
             await runtime.state.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.journal = journal
     return app

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Settings, load_settings
 from .exceptions import ConfigError
@@ -65,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--prefix", default=None, help="key prefix (default: cache.prefix)")
     purge.set_defaults(func=_cache_purge)
 
+    payments = commands.add_parser("payments", help="the payment journal's dead letters")
+    payment_commands = payments.add_subparsers(dest="payments_command", required=True)
+    dead = payment_commands.add_parser("dead-letters", help="list payments whose delivery failed")
+    replay = payment_commands.add_parser("replay", help="deliver a dead letter again")
+    replay.add_argument("dead_id", help="the id shown by 'payments dead-letters'")
+    for sub in (dead, replay):
+        source = sub.add_mutually_exclusive_group(required=True)
+        source.add_argument("--config", metavar="FILE", help="TOML configuration file")
+        source.add_argument("--demo-dir", help="the demo directory (its journal)")
+    dead.set_defaults(func=_dead_letters)
+    replay.set_defaults(func=_replay)
+
     keygen = commands.add_parser("keygen", help="generate an RSA-2048 key pair (PEM)")
     keygen.add_argument("--out", default=".", help="directory (default: current)")
     keygen.add_argument("--name", default="merchant", help="file name stem (default merchant)")
@@ -93,8 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--client-id", help="client id for --asymmetric")
     sign.set_defaults(func=_sign)
 
-    simulate = commands.add_parser("simulate", help="act as DOKU against a running gateway")
-    simulate.add_argument("va", nargs="+", help="VA numbers (payment codes) to inquire")
+    simulate = commands.add_parser(
+        "simulate",
+        help="act as DOKU against a running gateway: inquire VA numbers, or "
+        "'simulate pay VA…' to post signed payment notifications",
+    )
+    simulate.add_argument("va", nargs="+", help="[pay] VA numbers (payment codes)")
+    simulate.add_argument("--amount", default="25000.00", help="paid amount for 'pay'")
+    simulate.add_argument("--payment-request-id", help="for 'pay' (default: random)")
     simulate.add_argument(
         "--url",
         default=None,
@@ -178,6 +197,59 @@ def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     print(f"ok: {len(settings.resolvers)} resolver(s), cache {settings.cache.url.split('://')[0]}")
     return 0
+
+
+def _journal_from_args(args: argparse.Namespace) -> Any:
+    from .app import create_journal
+
+    if args.config:
+        settings = load_settings(args.config, dict(os.environ))
+        return create_journal(settings)
+    from .journal import FileJournal
+
+    return FileJournal(Path(args.demo_dir) / "journal")
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        journal = _journal_from_args(args)
+        try:
+            letters = await journal.dead_letters()
+        finally:
+            await journal.close()
+        for letter in letters:
+            print(
+                json.dumps(
+                    {
+                        "id": letter.dead_id,
+                        "paymentRequestId": letter.entry.payment_request_id,
+                        "virtualAccountNo": letter.entry.body.get("virtualAccountNo"),
+                        "attempts": letter.attempts,
+                        "error": letter.error,
+                        "parkedAt": letter.parked_at,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
+def _replay(args: argparse.Namespace) -> int:
+    async def run() -> bool:
+        journal = _journal_from_args(args)
+        try:
+            return bool(await journal.replay(args.dead_id))
+        finally:
+            await journal.close()
+
+    if asyncio.run(run()):
+        print(f"{args.dead_id} queued for delivery again")
+        return 0
+    print(f"doku-gateway: no dead letter {args.dead_id}", file=sys.stderr)
+    return 1
 
 
 def _cache_purge(args: argparse.Namespace) -> int:
@@ -287,7 +359,7 @@ def _simulate(args: argparse.Namespace) -> int:
 async def _simulate_async(args: argparse.Namespace) -> int:
     import httpx
 
-    from .simulator import DokuSimulator, inquiry_body
+    from .simulator import DokuSimulator, inquiry_body, payment_body
     from .snap.keys import load_private_key
 
     root = Path(args.demo_dir)
@@ -304,18 +376,32 @@ async def _simulate_async(args: argparse.Namespace) -> int:
         doku_key,
         token_path=paths.get("token", "/v1.0/access-token/b2b"),
         inquiry_path=paths.get("inquiry", "/v1.1/transfer-va/inquiry"),
+        payment_path=paths.get("payment", "/v1.0/transfer-va/payment"),
     )
     url = args.url or f"http://127.0.0.1:{os.environ.get('PORT', '8080')}"
+    codes = list(args.va)
+    pay = codes[0] == "pay"
+    if codes[0] in ("pay", "inquiry"):
+        codes = codes[1:]
+    if not codes:
+        print("doku-gateway: name at least one VA number", file=sys.stderr)
+        return 2
     worst = 0
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
         token = await simulator.get_token(client)
-        print(f"token: 2007300 (expires in {simulator and 900}s)")
-        for va in args.va:
+        print("token: 2007300")
+        for va in codes:
             code = va.replace(" ", "")
             partner = args.partner_service_id or code[:5]
-            request = simulator.inquiry_request(
-                token, inquiry_body(code, partner), pretty=args.pretty
-            )
+            if pay:
+                document = payment_body(
+                    code, partner, args.amount, payment_request_id=args.payment_request_id
+                )
+                request = simulator.payment_request(token, document, pretty=args.pretty)
+            else:
+                request = simulator.inquiry_request(
+                    token, inquiry_body(code, partner), pretty=args.pretty
+                )
             response = await simulator.send(client, request)
             print(f"\n{va}: HTTP {response.status_code}")
             print(json.dumps(response.json(), indent=2, ensure_ascii=False))

@@ -31,6 +31,7 @@ __all__ = [
     "HttpSettings",
     "InquirySettings",
     "PathSettings",
+    "PaymentSettings",
     "ResolverSettings",
     "SecuritySettings",
     "Settings",
@@ -115,6 +116,32 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    """Payment notifications: the journal and the delivery to resolvers' ``on_payment`` hooks."""
+
+    #: Where accepted notifications are recorded before the ack: ``file`` (fsync'd JSON lines
+    #: in ``journal_dir``, one process), ``redis`` (Redis Streams on ``cache.url``), or
+    #: ``auto`` (redis when cache.url is Redis, else file).
+    journal: Literal["auto", "file", "redis"] = "auto"
+    journal_dir: str = "./doku-gateway-data"
+    #: ``async``: ack once journaled, deliver in the background (DOKU retries a failed
+    #: notification only after 30 min). ``sync``: ack only after the hook returned.
+    delivery: Literal["async", "sync"] = "async"
+    hook_timeout: float = 10.0
+    max_attempts: int = 10
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    #: Redis journal: streams (delivery is ordered per stream, a VA always maps to one).
+    shards: int = 4
+    lease_ttl: float = 15.0
+    #: Redis journal: replicas that must have the entry before the ack (Redis WAIT); 0 = none.
+    wait_replicas: int = 0
+    #: Code for a bad token on the notification: BI's ``4012501`` or DOKU SDK's ``4012701``
+    #: (UNCONFIRMED which DOKU expects, spec §8.3).
+    invalid_token_code: Literal["4012501", "4012701"] = "4012501"
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSettings:
     """The merchant's calls to DOKU's API (check status, VA management)."""
 
@@ -160,6 +187,7 @@ class Settings:
     inquiry: InquirySettings = InquirySettings()
     cache: CacheSettings = CacheSettings()
     client: ClientSettings = ClientSettings()
+    payment: PaymentSettings = PaymentSettings()
     log_level: str = "INFO"
     demo: bool = False
 
@@ -174,6 +202,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "inquiry": InquirySettings,
     "cache": CacheSettings,
     "client": ClientSettings,
+    "payment": PaymentSettings,
 }
 _ALIASES = {"DOKU_GATEWAY_REDIS_URL": ("cache", "url")}
 _SECRET_KEYS = {
@@ -348,7 +377,9 @@ def _credentials(
         raise ConfigError("merchant.public_key", str(exc)) from None
     if public.public_numbers() != private.public_key().public_numbers():
         raise ConfigError("merchant.public_key", "does not match merchant.private_key")
-    return Credentials(client_id.strip(), secret, doku_key, private, public)
+    # A secret read from a file or a Kubernetes Secret often ends with a newline, which would
+    # silently break every HMAC; no DOKU secret has surrounding whitespace.
+    return Credentials(client_id.strip(), secret.strip(), doku_key, private, public)
 
 
 def _resolvers(raw: Any, env: Mapping[str, str]) -> tuple[ResolverSettings, ...]:
@@ -435,6 +466,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("http.max_body_bytes", "must be at least 1024")
     if settings.security.token_lifetime < 60:
         raise ConfigError("security.token_lifetime", "must be at least 60 seconds")
+    if settings.payment.shards < 1 or settings.payment.max_attempts < 1:
+        raise ConfigError("payment.shards", "payment.shards and payment.max_attempts must be >= 1")
+    if settings.payment.journal == "redis" and settings.cache.url.startswith("memory:"):
+        raise ConfigError("payment.journal", "redis journal needs a Redis cache.url")
     if not settings.client.base_url.startswith(("https://", "http://")):
         raise ConfigError("client.base_url", "must be an http(s) URL")
     if settings.inquiry.resolver_timeout <= 0:

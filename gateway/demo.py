@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import PathSettings, Settings, settings_from_mapping
 from .snap.keys import generate_private_key, private_key_pem, public_key_pem
-from .snap.models import Bill, BillStatus, Inquiry, Outcome
+from .snap.models import Bill, BillStatus, Inquiry, Outcome, Payment
 from .snap.timestamps import WIB
 
 __all__ = ["DemoFiles", "DemoResolver", "demo_settings", "ensure_demo_files"]
@@ -104,6 +104,7 @@ def demo_settings(
             "public_key": f"file:{files.merchant_public}",
         },
         "resolvers": [{"name": "demo", "use": "gateway.demo:DemoResolver", "default": True}],
+        "payment": {"journal_dir": str(files.directory / "journal")},
     }
     if extra:
         data.update(extra)
@@ -111,16 +112,24 @@ def demo_settings(
 
 
 class DemoResolver:
-    """Answers from the customerNo prefix, like DOKU's sandbox simulator."""
+    """Answers from the customerNo prefix, like DOKU's sandbox simulator, and remembers paid
+    closed bills (in this process) so the whole flow can be tried: inquire, pay, inquire again.
+    """
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         options = options or {}
         self.amount = Decimal(str(options.get("amount", "25000.00")))
         self.name = str(options.get("name", "Demo Customer"))
+        self.paid: dict[str, Payment] = {}
+
+    async def on_payment(self, payment: Payment) -> None:
+        # Idempotent on paymentRequestId, as every on_payment hook must be.
+        if payment.trx_type in (None, "C"):
+            self.paid.setdefault(payment.payment_code, payment)
 
     async def resolve(self, inquiry: Inquiry) -> Outcome:
         customer = inquiry.customer_no
-        if customer.startswith("117"):
+        if customer.startswith("117") or inquiry.payment_code in self.paid:
             return BillStatus.ALREADY_PAID
         if customer.startswith("118"):
             return BillStatus.EXPIRED

@@ -74,5 +74,29 @@ class Metrics:
             "doku_gateway_redis_errors", "Redis commands that failed or timed out.", registry=r
         )
 
+        self.payments = Counter(
+            "doku_gateway_payment_notifications",
+            "Payment notifications, by result (new, duplicate, rejected, journal_error).",
+            ["result"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "doku_gateway_payment_deliveries",
+            "Calls of resolvers' on_payment hooks, by result (ok, failed, dead_letter).",
+            ["result"],
+            registry=r,
+        )
+        self.flagged = Counter(
+            "doku_gateway_payments_flagged",
+            "Payments that broke their bill's rules, by flag; delivered anyway.",
+            ["flag"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "doku_gateway_payment_dead_letters",
+            "Payments parked after repeated delivery failures, as last counted.",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

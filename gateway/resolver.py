@@ -18,7 +18,10 @@ A resolver answers one question: what is the bill behind this VA number? ::
 It is found by the entry point group ``doku_gateway.resolvers`` or by an import string
 ``package.module:factory``; the factory is called once with the ``options`` table of its
 ``[[resolvers]]`` config. The optional hooks ``startup(context)``, ``health()`` and
-``shutdown()`` run from the app's lifespan and ``/readyz``.
+``shutdown()`` run from the app's lifespan and ``/readyz``; the optional
+``on_payment(payment)`` receives every payment DOKU notifies for the resolver's VAs, at least
+once, in order per VA (it must be idempotent on ``payment.payment_request_id``; raise to have it
+retried).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .snap.models import Bill, BillStatus, Inquiry, Outcome
+from .snap.models import Bill, BillStatus, Inquiry, Outcome, Payment
 
 __all__ = [
     "Bill",
@@ -50,6 +53,21 @@ class Resolver(Protocol):
 
         Raise :class:`~gateway.ResolverUnavailable` when the lookup cannot be done right now
         (database down, upstream timeout): DOKU then gets ``5042400`` and nothing is cached.
+        """
+        ...
+
+
+@runtime_checkable
+class PaymentHook(Protocol):
+    """The optional payment hook of a resolver."""
+
+    async def on_payment(self, payment: Payment) -> None:
+        """Record ``payment`` in the merchant's system (top up, mark the invoice paid).
+
+        Called at least once per payment, in order per VA; must be idempotent on
+        ``payment.payment_request_id``. ``payment.flags`` names broken bill rules
+        (``amount_differs``, ``below_min``, ``above_max``, ``bill_already_paid`` …): such payments
+        are delivered anyway and the merchant decides. Raise to have the delivery retried.
         """
         ...
 

@@ -19,7 +19,7 @@ from .snap.canonical import minify
 from .snap.signature import SymmetricSigner, sign_asymmetric
 from .snap.timestamps import format_timestamp
 
-__all__ = ["DokuSimulator", "SignedRequest", "inquiry_body"]
+__all__ = ["DokuSimulator", "SignedRequest", "inquiry_body", "payment_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,37 @@ def inquiry_body(
     }
 
 
+def payment_body(
+    payment_code: str,
+    partner_service_id: str,
+    amount: str,
+    *,
+    payment_request_id: str | None = None,
+    trx_id: str | None = None,
+    channel: str = "VIRTUAL_ACCOUNT_BTN",
+) -> dict[str, Any]:
+    """A payment notification body as DOKU sends it (spec §8.2)."""
+    document = inquiry_body(payment_code, partner_service_id, channel=channel)
+    return {
+        "partnerServiceId": document["partnerServiceId"],
+        "customerNo": document["customerNo"],
+        "virtualAccountNo": document["virtualAccountNo"],
+        "virtualAccountName": "Demo Customer",
+        "trxId": trx_id or f"DEMO-{payment_code}",
+        "paymentRequestId": payment_request_id or secrets.token_hex(16),
+        "paidAmount": {"value": amount, "currency": "IDR"},
+        "trxDateTime": format_timestamp(),
+        "virtualAccountTrxType": "C",
+        "additionalInfo": {
+            "channel": channel,
+            "senderName": "Budi",
+            "sourceAccountNo": "1234567890",
+            "sourceBankCode": "200",
+            "sourceBankName": "BTN",
+        },
+    }
+
+
 @dataclass(slots=True)
 class DokuSimulator:
     """Builds the requests DOKU would send to ``base_url`` with the given credentials."""
@@ -63,6 +94,7 @@ class DokuSimulator:
     doku_private_key: rsa.RSAPrivateKey = field(repr=False)
     token_path: str = "/v1.0/access-token/b2b"
     inquiry_path: str = "/v1.1/transfer-va/inquiry"
+    payment_path: str = "/v1.0/transfer-va/payment"
     channel_id: str = "VA004"
 
     def token_request(self, timestamp: str | None = None) -> SignedRequest:
@@ -120,6 +152,11 @@ class DokuSimulator:
         self, token: str, document: Mapping[str, Any], **kwargs: Any
     ) -> SignedRequest:
         return self.transaction_request(self.inquiry_path, token, document, **kwargs)
+
+    def payment_request(
+        self, token: str, document: Mapping[str, Any], **kwargs: Any
+    ) -> SignedRequest:
+        return self.transaction_request(self.payment_path, token, document, **kwargs)
 
     async def get_token(self, client: httpx.AsyncClient) -> str:
         """POST the token request; return the access token or raise ``RuntimeError``."""

@@ -65,7 +65,11 @@ def make_settings(keys: Keys, env: Mapping[str, str] | None = None, **sections: 
         },
         "merchant": {"private_key": private_key_pem(keys.merchant).decode()},
         "resolvers": [{"name": "demo", "use": "gateway.demo:DemoResolver", "default": True}],
+        # Each app gets its own journal directory: parallel-safe, nothing left in the repo.
+        "payment": {"journal_dir": tempfile.mkdtemp(prefix="doku-gateway-journal-")},
     }
+    if "payment" in sections:
+        sections = {**sections, "payment": {**data["payment"], **sections["payment"]}}
     data.update(sections)
     return settings_from_mapping(data, env or {})
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["Bill", "BillStatus", "FreeText", "Inquiry", "Outcome", "TrxType"]
+__all__ = ["Bill", "BillStatus", "FreeText", "Inquiry", "Outcome", "Payment", "TrxType"]
 
 TrxType = Literal["C", "O", "V"]
 
@@ -85,3 +85,34 @@ class BillStatus(enum.Enum):
 
 #: What a resolver returns.
 Outcome = Bill | BillStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment DOKU notified, as a resolver's ``on_payment`` hook sees it.
+
+    VA strings are verbatim; ``payment_code`` has the spaces removed. ``paid_amount`` is what the
+    customer paid. ``flags`` name rules the payment broke (``amount_differs``, ``below_min``,
+    ``above_max``, ``bill_not_payable``): such a payment is still delivered, never dropped; the
+    merchant decides. ``body`` is the whole verified notification, read-only.
+    """
+
+    partner_service_id: str
+    customer_no: str
+    virtual_account_no: str
+    payment_code: str
+    payment_request_id: str
+    paid_amount: Decimal
+    currency: str
+    body: Mapping[str, Any]
+    virtual_account_name: str | None = None
+    trx_id: str | None = None
+    trx_date_time: str | None = None
+    trx_type: str | None = None
+    channel: str | None = None
+    inquiry_request_id: str | None = None
+    sender_name: str | None = None
+    source_account_no: str | None = None
+    source_bank_code: str | None = None
+    source_bank_name: str | None = None
+    flags: tuple[str, ...] = ()

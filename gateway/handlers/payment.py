@@ -1,0 +1,134 @@
+"""``POST /v1.0/transfer-va/payment``: DOKU reports a payment (spec §8).
+
+Record first, acknowledge fast, deliver reliably: the notification is appended to the durable
+journal before ``2002500`` goes back, because DOKU retries a failed notification only after 30
+minutes. If the journal cannot be written, DOKU gets a 5xx and nothing is acknowledged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..delivery import Deliverer
+from ..exceptions import SignatureError, SnapError
+from ..journal import Journal, JournalEntry
+from ..log import get_logger
+from ..responses import error_body, json_bytes, snap_response
+from ..runtime import Runtime
+from ..snap.codes import Case, Service
+from ..snap.models import Bill
+from ..snap.payment import parse_payment, render_ack
+from ..state import Claim, StoredAnswer
+from .transaction import replay_ttl, verify_transaction
+
+__all__ = ["PaymentHandler"]
+
+_log = get_logger("payment")
+_SERVICE = Service.PAYMENT
+
+
+class PaymentHandler:
+    def __init__(self, runtime: Runtime, journal: Journal, deliverer: Deliverer) -> None:
+        self.runtime = runtime
+        self.journal = journal
+        self.deliverer = deliverer
+        self.path = runtime.settings.paths.payment
+        self.sync = runtime.settings.payment.delivery == "sync"
+        self.token_code = runtime.settings.payment.invalid_token_code
+        self.check_composition = runtime.settings.security.check_va_composition
+
+    async def handle(self, request: Request) -> Response:
+        rt = self.runtime
+        try:
+            verified = await verify_transaction(rt, request, "payment", self.path)
+        except SnapError as error:
+            return self._refuse(error)
+        except Exception:
+            _log.exception("payment verification failed")
+            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+        ttl = replay_ttl(rt)
+        begin = await rt.state.begin(verified.replay_key, verified.fingerprint, ttl, None)
+        if begin.claim is not Claim.NEW:
+            return await self._replayed(begin.claim, begin.answer, verified.replay_key)
+        status, document = await self._record(verified.document)
+        body = json_bytes(document)
+        if status >= 500:
+            await rt.state.release(verified.replay_key)
+        else:
+            await rt.state.finish(
+                verified.replay_key, verified.fingerprint, StoredAnswer(status, body), ttl
+            )
+        return snap_response(status, body, rt.timestamp())
+
+    async def _record(self, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        rt = self.runtime
+        try:
+            payment = parse_payment(document, check_composition=self.check_composition)
+        except SnapError as error:
+            rt.metrics.payments.labels("rejected").inc()
+            return error_body(error, _SERVICE)
+        entry = JournalEntry(
+            payment.payment_request_id,
+            payment.payment_code,
+            payment.partner_service_id.strip(),
+            document,
+            rt.clock(),
+        )
+        try:
+            stored, new = await self.journal.append(entry)
+        except Exception:
+            _log.exception(
+                "payment %s could not be journaled; not acknowledged", payment.payment_request_id
+            )
+            rt.metrics.payments.labels("journal_error").inc()
+            return error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
+        rt.metrics.payments.labels("new" if new else "duplicate").inc()
+        if new:
+            await self._invalidate(payment.payment_code)
+        if (
+            self.sync
+            and not await self.journal.is_delivered(stored.payment_request_id)
+            and not await self.deliverer.deliver_now(stored)
+        ):
+            # Journaled, so the background delivery keeps trying; DOKU will also retry.
+            return error_body(SnapError(Case.GENERAL_ERROR, detail="payment hook failed"), _SERVICE)
+        return 200, render_ack(stored.body)
+
+    async def _invalidate(self, payment_code: str) -> None:
+        """A paid bill's cached answer must not be served again, unless the VA is reusable."""
+        state = self.runtime.state
+        try:
+            cached = await state.get(payment_code)
+            if not (isinstance(cached, Bill) and cached.reusable):
+                await state.invalidate(payment_code)
+        except Exception:
+            _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
+
+    async def _replayed(self, claim: Claim, answer: StoredAnswer | None, key: str) -> Response:
+        rt = self.runtime
+        if claim is Claim.PENDING:
+            answer = await rt.state.wait(key, rt.settings.payment.hook_timeout + 5.0)
+            claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
+        if claim is Claim.REPLAY and answer is not None:
+            rt.metrics.replays.labels("identical_retry").inc()
+            return snap_response(answer.status, answer.body, rt.timestamp())
+        rt.metrics.replays.labels("conflict").inc()
+        return self._refuse(SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today"))
+
+    def _refuse(self, error: SnapError) -> Response:
+        rt = self.runtime
+        status, document = error_body(error, _SERVICE)
+        if error.case is Case.INVALID_TOKEN:
+            # DOKU's SDK answers 4012701 here, BI says 4012501 (spec §8.3); configurable.
+            document["responseCode"] = self.token_code
+        rt.metrics.rejections.labels("payment", document["responseCode"]).inc()
+        if isinstance(error, SignatureError):
+            rt.metrics.signature_failures.labels("payment", error.reason).inc()
+        _log.info("payment refused: %s %s", document["responseCode"], document["responseMessage"])
+        return self._answer(status, document)
+
+    def _answer(self, status: int, document: dict[str, Any]) -> Response:
+        return snap_response(status, json_bytes(document), self.runtime.timestamp())
