@@ -64,11 +64,23 @@ class Deliverer:
         self._tasks = []
 
     async def deliver_now(self, entry: JournalEntry) -> bool:
-        """One attempt, for the in-request (``sync``) mode; True once delivered."""
+        """One attempt, for the in-request (``sync``) mode; True once delivered.
+
+        When another path holds the payment (the background worker, another pod), wait for its
+        outcome rather than answering DOKU before the hook has run.
+        """
+        deadline = asyncio.get_running_loop().time() + self.settings.hook_timeout
         try:
-            await self._attempt(entry)
-        except _Busy:
-            return False
+            while True:
+                try:
+                    await self._attempt(entry)
+                    break
+                except _Busy:
+                    if await self.journal.is_delivered(entry.payment_request_id):
+                        return True
+                    if asyncio.get_running_loop().time() > deadline:
+                        return False
+                    await asyncio.sleep(0.05)
         except Exception:
             _log.warning(
                 "on_payment hook failed for payment %s (in request)",

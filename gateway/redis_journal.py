@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 import time
 import zlib
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -76,8 +77,10 @@ class RedisJournal:
 
     @classmethod
     def from_settings(cls, cache: CacheSettings, payment: PaymentSettings) -> RedisJournal:
-        # Its own connections: blocking stream reads must not take the inquiry path's.
-        client, _, others = connect(cache)
+        # Its own connections, with a longer command timeout: blocking stream reads (1 s) and
+        # WAIT must neither take the inquiry path's connections nor trip its 250 ms timeout.
+        timeout = max(cache.redis_command_timeout, 5.0)
+        client, _, others = connect(replace(cache, redis_command_timeout=timeout))
         return cls(client, payment, cache.prefix, others)
 
     def _stream(self, shard: int) -> str:

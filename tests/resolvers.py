@@ -28,3 +28,18 @@ class CountingResolver:
         return Bill(
             name="Counted", amount=Decimal("12345.00"), trx_id="INV-" + inquiry.payment_code
         )
+
+
+class PaymentCountingResolver(CountingResolver):
+    """Also appends one line per on_payment call to ``options["payments"]``."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.payments = str(options["payments"])
+
+    async def on_payment(self, payment: Any) -> None:
+        fd = os.open(self.payments, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{os.getpid()} {payment.payment_request_id}\n".encode())
+        finally:
+            os.close(fd)

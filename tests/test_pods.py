@@ -41,8 +41,8 @@ url = "{redis_url}"
 
 [[resolvers]]
 name = "counting"
-use = "tests.resolvers:CountingResolver"
-options = {{ log = "{log}", delay = 0.3 }}
+use = "tests.resolvers:PaymentCountingResolver"
+options = {{ log = "{log}", delay = 0.3, payments = "{log}.payments" }}
 """)
     return config
 
@@ -139,3 +139,39 @@ async def test_fifty_concurrent_misses_make_one_resolver_call(
     }
     calls = log.read_text().splitlines()
     assert len(calls) == 1, calls
+
+
+async def test_duplicate_notifications_across_pods_make_one_entry_and_one_delivery(
+    pods: tuple[list[str], Path], keys: Keys, redis_server: RedisServer
+) -> None:
+    import redis.asyncio as aioredis
+
+    from gateway.simulator import payment_body
+
+    urls, log = pods
+    simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)
+    clients = [httpx.AsyncClient(base_url=url, timeout=10) for url in urls]
+    document = payment_body("8889900051515", "   88899", "12345.00", payment_request_id="PR-PODS")
+    try:
+        token = await simulator.get_token(clients[0])
+        responses = await asyncio.gather(
+            *(
+                simulator.send(clients[i % 2], simulator.payment_request(token, document))
+                for i in range(6)
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert {r.json()["responseCode"] for r in responses} == {"2002500"}
+    assert len({r.content for r in responses}) == 1
+    deliveries = Path(f"{log}.payments")
+    poll(lambda: deliveries.exists() and len(deliveries.read_text().splitlines()) >= 1)
+    probe = aioredis.Redis.from_url(redis_server.url)
+    try:
+        lengths = [await probe.xlen(f"doku-gateway:v1:{{pay}}:s:{n}") for n in range(4)]
+        assert sum(lengths) == 1
+        assert await probe.exists("doku-gateway:v1:{pay}:done:PR-PODS") == 1
+    finally:
+        await probe.aclose()
+    assert len((await asyncio.to_thread(deliveries.read_text)).splitlines()) == 1
