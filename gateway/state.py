@@ -86,20 +86,19 @@ class StateBackend(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class _Entry:
-    fingerprint: str
-    expires: float
-    answer: StoredAnswer | None
-    done: asyncio.Event
-
-
 class MemoryState:
-    """In-process state for a single gateway process (no Redis needed)."""
+    """In-process state for a single gateway process (no Redis needed).
+
+    Replay entries are plain tuples ``(fingerprint, expires, answer)``: at thousands of inquiries
+    a second the store holds hundreds of thousands of them, and tuples of immutable values are
+    cheap to keep and invisible to the garbage collector. An :class:`asyncio.Event` exists only
+    while an identical retry waits for a pending answer.
+    """
 
     def __init__(self, max_answers: int = 100_000, max_replay_ids: int = 200_000) -> None:
         self._answers: TTLCache[str, Outcome] = TTLCache(max_answers)
-        self._replay: OrderedDict[str, _Entry] = OrderedDict()
+        self._replay: OrderedDict[str, tuple[str, float, StoredAnswer | None]] = OrderedDict()
+        self._waiters: dict[str, asyncio.Event] = {}
         self._max_replay = max_replay_ids
 
     async def begin(
@@ -107,14 +106,15 @@ class MemoryState:
     ) -> Begin:
         now = time.monotonic()
         entry = self._replay.get(replay_key)
-        if entry is not None and entry.expires > now:
-            if entry.fingerprint != fingerprint:
+        if entry is not None and entry[1] > now:
+            if entry[0] != fingerprint:
                 return Begin(Claim.CONFLICT)
-            if entry.answer is not None:
-                return Begin(Claim.REPLAY, answer=entry.answer)
+            if entry[2] is not None:
+                return Begin(Claim.REPLAY, answer=entry[2])
             return Begin(Claim.PENDING)
-        self._replay[replay_key] = _Entry(fingerprint, now + replay_ttl, None, asyncio.Event())
-        self._replay.move_to_end(replay_key)
+        self._replay[replay_key] = (fingerprint, now + replay_ttl, None)
+        if entry is not None:
+            self._replay.move_to_end(replay_key)
         self._trim(now)
         cached = self._answers.get(cache_key) if cache_key is not None else None
         return Begin(Claim.NEW, cached=cached)
@@ -123,26 +123,34 @@ class MemoryState:
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
     ) -> None:
         entry = self._replay.get(replay_key)
-        if entry is None or entry.fingerprint != fingerprint:
+        if entry is None or entry[0] != fingerprint:
             return
-        entry.answer = answer
-        entry.done.set()
+        self._replay[replay_key] = (entry[0], entry[1], answer)
+        self._wake(replay_key)
 
     async def release(self, replay_key: str) -> None:
-        entry = self._replay.pop(replay_key, None)
-        if entry is not None:
-            entry.done.set()
+        self._replay.pop(replay_key, None)
+        self._wake(replay_key)
 
     async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
         entry = self._replay.get(replay_key)
         if entry is None:
             return None
+        if entry[2] is not None:
+            return entry[2]
+        event = self._waiters.setdefault(replay_key, asyncio.Event())
         try:
             async with asyncio.timeout(timeout):
-                await entry.done.wait()
+                await event.wait()
         except TimeoutError:
             return None
-        return entry.answer
+        entry = self._replay.get(replay_key)
+        return None if entry is None else entry[2]
+
+    def _wake(self, replay_key: str) -> None:
+        event = self._waiters.pop(replay_key, None)
+        if event is not None:
+            event.set()
 
     async def get(self, cache_key: str) -> Outcome | None:
         return self._answers.get(cache_key)
@@ -182,6 +190,6 @@ class MemoryState:
         # Entries are in insertion order, so expired ones gather at the front.
         while replay:
             first = next(iter(replay.values()))
-            if first.expires > now:
+            if first[1] > now:
                 break
             replay.popitem(last=False)

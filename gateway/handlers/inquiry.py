@@ -1,9 +1,8 @@
 """``POST /v1.1/transfer-va/inquiry``: DOKU asks for the bill behind a VA number (spec §7).
 
-Order of checks, cheapest and least revealing first: headers and X-TIMESTAMP, the Bearer token
-(verified once per token, then cached until it expires), the body, X-SIGNATURE, then the replay
-guard — so an unauthenticated caller can neither learn anything nor burn X-EXTERNAL-IDs — then the
-body's fields, the answer cache and finally the resolver.
+After the checks of :mod:`.transaction` and the replay guard: the body's fields, the answer cache,
+and finally the resolver (through the single flight). This is the hot path; it works on the raw
+ASGI request and renders cached bills from pre-formatted templates.
 """
 
 from __future__ import annotations
@@ -11,15 +10,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client.metrics import Counter
 
+from ..asgi import RawRequest, Send, send_json
 from ..exceptions import ResolverError, ResolverUnavailable, SignatureError, SnapError
 from ..log import get_logger
-from ..responses import error_body, json_bytes, snap_response
+from ..responses import error_body, json_bytes
 from ..runtime import Runtime
 from ..snap.codes import Case, Service
-from ..snap.inquiry import parse_inquiry, render_bill
+from ..snap.inquiry import bill_template, parse_inquiry
 from ..snap.models import Bill, BillStatus, Inquiry, Outcome
 from ..state import Claim, StoredAnswer
 from .transaction import Verified, replay_ttl, verify_transaction
@@ -47,19 +46,22 @@ class InquiryHandler:
         self._latency = {
             r.name: metrics.inquiry_latency.labels(r.name) for r in runtime.resolvers.routes
         }
+        self._results: dict[tuple[str, str], Counter] = {}
         self._cache_hit = metrics.cache.labels("hit")
         self._cache_miss = metrics.cache.labels("miss")
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: RawRequest, send: Send) -> None:
         started = time.perf_counter()
         rt = self.runtime
         try:
             verified = await verify_transaction(rt, request, "inquiry", self.path)
         except SnapError as error:
-            return self._refuse(error)
+            await self._refuse(send, error)
+            return
         except Exception:
             _log.exception("inquiry verification failed")
-            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            return
         inquiry: Inquiry | None = None
         field_error: SnapError | None = None
         try:
@@ -76,37 +78,44 @@ class InquiryHandler:
             )
         except Exception:
             _log.exception("state backend failed")
-            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            return
         if begin.claim is not Claim.NEW:
-            return await self._replayed(begin.claim, begin.answer, verified)
+            await self._replayed(send, begin.claim, begin.answer, verified)
+            return
         resolver = "none"
         if field_error is not None:
-            status, document = error_body(field_error, _SERVICE)
+            status, body = _error(field_error)
             result = "bad_request"
         else:
             assert inquiry is not None
-            status, document, resolver, result = await self._resolve(inquiry, begin.cached)
-        body = json_bytes(document)
+            status, body, resolver, result = await self._resolve(inquiry, begin.cached)
         if status >= 500:
             await rt.state.release(verified.replay_key)
         else:
             await rt.state.finish(
                 verified.replay_key, verified.fingerprint, StoredAnswer(status, body), ttl
             )
-        rt.metrics.inquiries.labels(resolver, result).inc()
+        await send_json(send, status, body, rt.timestamp())
+        self._count(resolver, result, started)
+
+    def _count(self, resolver: str, result: str, started: float) -> None:
+        counter = self._results.get((resolver, result))
+        if counter is None:
+            counter = self.runtime.metrics.inquiries.labels(resolver, result)
+            self._results[(resolver, result)] = counter
+        counter.inc()
         latency = self._latency.get(resolver)
         if latency is not None:
             latency.observe(time.perf_counter() - started)
-        return snap_response(status, body, rt.timestamp())
 
     async def _resolve(
         self, inquiry: Inquiry, cached: Outcome | None
-    ) -> tuple[int, dict[str, Any], str, str]:
+    ) -> tuple[int, bytes, str, str]:
         rt = self.runtime
         route = rt.resolvers.route(inquiry.partner_prefix)
         if route is None:
-            status, document = error_body(SnapError(Case.BILL_NOT_FOUND), _SERVICE)
-            return status, document, "none", "no_resolver"
+            return (*_error(SnapError(Case.BILL_NOT_FOUND)), "none", "no_resolver")
         outcome = cached
         if outcome is not None:
             self._cache_hit.inc()
@@ -117,16 +126,13 @@ class InquiryHandler:
                 outcome = await rt.fetcher.fetch(route, inquiry)
             except ResolverUnavailable as exc:
                 _log.warning("resolver %s unavailable: %s", route.name, exc)
-                status, document = error_body(SnapError(Case.TIMEOUT), _SERVICE)
-                return status, document, route.name, "unavailable"
+                return (*_error(SnapError(Case.TIMEOUT)), route.name, "unavailable")
             except ResolverError as exc:
                 _log.error("resolver %s: %s", route.name, exc)
-                status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
-                return status, document, route.name, "error"
+                return (*_error(SnapError(Case.INTERNAL_ERROR)), route.name, "error")
             except Exception:
                 _log.exception("resolver %s raised", route.name)
-                status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
-                return status, document, route.name, "error"
+                return (*_error(SnapError(Case.INTERNAL_ERROR)), route.name, "error")
             finally:
                 rt.metrics.resolver_latency.labels(route.name).observe(
                     time.perf_counter() - started
@@ -135,32 +141,39 @@ class InquiryHandler:
             if outcome.expires_at is not None and outcome.expires_at.timestamp() <= rt.clock():
                 outcome = BillStatus.EXPIRED
             else:
-                document = render_bill(inquiry, outcome, open_amount_value=self.open_amount)
-                return 200, document, route.name, "bill"
-        status, document = error_body(SnapError(_STATUS_CASE[outcome]), _SERVICE)
-        return status, document, route.name, outcome.value
+                body = bill_template(outcome, self.open_amount).render(inquiry)
+                return 200, body, route.name, "bill"
+        return (*_error(SnapError(_STATUS_CASE[outcome])), route.name, outcome.value)
 
     async def _replayed(
-        self, claim: Claim, answer: StoredAnswer | None, verified: Verified
-    ) -> Response:
+        self, send: Send, claim: Claim, answer: StoredAnswer | None, verified: Verified
+    ) -> None:
         rt = self.runtime
         if claim is Claim.PENDING:
             answer = await rt.state.wait(verified.replay_key, self.resolver_timeout + 1.0)
             claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
         if claim is Claim.REPLAY and answer is not None:
             rt.metrics.replays.labels("identical_retry").inc()
-            return snap_response(answer.status, answer.body, rt.timestamp())
+            await send_json(send, answer.status, answer.body, rt.timestamp())
+            return
         rt.metrics.replays.labels("conflict").inc()
-        return self._refuse(SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today"))
+        await self._refuse(
+            send, SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
+        )
 
-    def _refuse(self, error: SnapError) -> Response:
+    async def _refuse(self, send: Send, error: SnapError) -> None:
         status, document = error_body(error, _SERVICE)
         rt = self.runtime
         rt.metrics.rejections.labels("inquiry", document["responseCode"]).inc()
         if isinstance(error, SignatureError):
             rt.metrics.signature_failures.labels("inquiry", error.reason).inc()
         _log.info("inquiry refused: %s %s", document["responseCode"], document["responseMessage"])
-        return self._answer(status, document)
+        await self._answer(send, status, document)
 
-    def _answer(self, status: int, document: dict[str, Any]) -> Response:
-        return snap_response(status, json_bytes(document), self.runtime.timestamp())
+    async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
+        await send_json(send, status, json_bytes(document), self.runtime.timestamp())
+
+
+def _error(error: SnapError) -> tuple[int, bytes]:
+    status, document = error_body(error, _SERVICE)
+    return status, json_bytes(document)

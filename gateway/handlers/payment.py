@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
+from ..asgi import RawRequest, Send, send_json
 from ..delivery import Deliverer
 from ..exceptions import SignatureError, SnapError
 from ..journal import Journal, JournalEntry
 from ..log import get_logger
-from ..responses import error_body, json_bytes, snap_response
+from ..responses import error_body, json_bytes
 from ..runtime import Runtime
 from ..snap.codes import Case, Service
 from ..snap.models import Bill
@@ -40,19 +38,27 @@ class PaymentHandler:
         self.token_code = runtime.settings.payment.invalid_token_code
         self.check_composition = runtime.settings.security.check_va_composition
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: RawRequest, send: Send) -> None:
         rt = self.runtime
         try:
             verified = await verify_transaction(rt, request, "payment", self.path)
         except SnapError as error:
-            return self._refuse(error)
+            await self._refuse(send, error)
+            return
         except Exception:
             _log.exception("payment verification failed")
-            return self._answer(*error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            return
         ttl = replay_ttl(rt)
-        begin = await rt.state.begin(verified.replay_key, verified.fingerprint, ttl, None)
+        try:
+            begin = await rt.state.begin(verified.replay_key, verified.fingerprint, ttl, None)
+        except Exception:
+            _log.exception("state backend failed")
+            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            return
         if begin.claim is not Claim.NEW:
-            return await self._replayed(begin.claim, begin.answer, verified.replay_key)
+            await self._replayed(send, begin.claim, begin.answer, verified.replay_key)
+            return
         status, document = await self._record(verified.document)
         body = json_bytes(document)
         if status >= 500:
@@ -61,7 +67,7 @@ class PaymentHandler:
             await rt.state.finish(
                 verified.replay_key, verified.fingerprint, StoredAnswer(status, body), ttl
             )
-        return snap_response(status, body, rt.timestamp())
+        await send_json(send, status, body, rt.timestamp())
 
     async def _record(self, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         rt = self.runtime
@@ -107,18 +113,23 @@ class PaymentHandler:
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
 
-    async def _replayed(self, claim: Claim, answer: StoredAnswer | None, key: str) -> Response:
+    async def _replayed(
+        self, send: Send, claim: Claim, answer: StoredAnswer | None, key: str
+    ) -> None:
         rt = self.runtime
         if claim is Claim.PENDING:
             answer = await rt.state.wait(key, rt.settings.payment.hook_timeout + 5.0)
             claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
         if claim is Claim.REPLAY and answer is not None:
             rt.metrics.replays.labels("identical_retry").inc()
-            return snap_response(answer.status, answer.body, rt.timestamp())
+            await send_json(send, answer.status, answer.body, rt.timestamp())
+            return
         rt.metrics.replays.labels("conflict").inc()
-        return self._refuse(SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today"))
+        await self._refuse(
+            send, SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
+        )
 
-    def _refuse(self, error: SnapError) -> Response:
+    async def _refuse(self, send: Send, error: SnapError) -> None:
         rt = self.runtime
         status, document = error_body(error, _SERVICE)
         if error.case is Case.INVALID_TOKEN:
@@ -128,7 +139,7 @@ class PaymentHandler:
         if isinstance(error, SignatureError):
             rt.metrics.signature_failures.labels("payment", error.reason).inc()
         _log.info("payment refused: %s %s", document["responseCode"], document["responseMessage"])
-        return self._answer(status, document)
+        await self._answer(send, status, document)
 
-    def _answer(self, status: int, document: dict[str, Any]) -> Response:
-        return snap_response(status, json_bytes(document), self.runtime.timestamp())
+    async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
+        await send_json(send, status, json_bytes(document), self.runtime.timestamp())

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
+from ..asgi import RawRequest, Send, send_json
 from ..exceptions import SignatureError, SnapError
 from ..log import get_logger
-from ..responses import error_body, json_bytes, snap_response
+from ..responses import error_body, json_bytes
 from ..runtime import Runtime
 from ..snap.codes import Case, Service
 from ..snap.signature import verify_asymmetric
 from ..snap.timestamps import parse_timestamp, within_window
-from .common import parse_json, read_body, require_header
+from .common import parse_json
 
 __all__ = ["TokenHandler"]
 
@@ -28,7 +26,7 @@ class TokenHandler:
         self.client_id = runtime.settings.credentials.client_id
         self.doku_key = runtime.settings.credentials.doku_public_key
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: RawRequest, send: Send) -> None:
         rt = self.runtime
         try:
             body = self._issue(await self._verify(request))
@@ -38,23 +36,29 @@ class TokenHandler:
             if isinstance(error, SignatureError):
                 rt.metrics.signature_failures.labels("token", error.reason).inc()
             _log.info("token request refused: %s", document["responseMessage"])
-            return snap_response(status, json_bytes(document), rt.timestamp())
+            await send_json(send, status, json_bytes(document), rt.timestamp())
+            return
         except Exception:
             _log.exception("token request failed")
             status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
-            return snap_response(status, json_bytes(document), rt.timestamp())
+            await send_json(send, status, json_bytes(document), rt.timestamp())
+            return
         rt.metrics.tokens_issued.inc()
-        return snap_response(
-            200, json_bytes(body), rt.timestamp(), {"X-CLIENT-KEY": self.client_id}
+        await send_json(
+            send,
+            200,
+            json_bytes(body),
+            rt.timestamp(),
+            {b"x-client-key": self.client_id.encode("latin-1")},
         )
 
-    async def _verify(self, request: Request) -> dict[str, Any]:
+    async def _verify(self, request: RawRequest) -> dict[str, Any]:
         rt = self.runtime
         http = rt.settings.http
-        raw = await read_body(request, http.max_body_bytes, http.body_timeout)
-        timestamp = require_header(request, "X-TIMESTAMP")
-        client_key = require_header(request, "X-CLIENT-KEY")
-        signature = require_header(request, "X-SIGNATURE")
+        raw = await request.body(http.max_body_bytes, http.body_timeout)
+        timestamp = request.require(b"x-timestamp", "X-TIMESTAMP")
+        client_key = request.require(b"x-client-key", "X-CLIENT-KEY")
+        signature = request.require(b"x-signature", "X-SIGNATURE")
         try:
             moment = parse_timestamp(timestamp)
         except ValueError:

@@ -11,15 +11,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
-
+from ..asgi import RawRequest
 from ..exceptions import SignatureError, SnapError
 from ..log import get_logger
 from ..runtime import Runtime
 from ..snap.codes import Case
 from ..snap.fields import printable_ascii
 from ..snap.timestamps import parse_timestamp, within_window
-from .common import parse_json, read_body, require_header
+from .common import parse_json
 
 __all__ = ["Verified", "replay_ttl", "verify_transaction"]
 
@@ -39,17 +38,17 @@ class Verified:
 
 
 async def verify_transaction(
-    runtime: Runtime, request: Request, endpoint: str, path: str
+    runtime: Runtime, request: RawRequest, endpoint: str, path: str
 ) -> Verified:
     """Checks shared by the inquiry and the payment notification, up to the replay guard."""
     rt = runtime
     http = rt.settings.http
-    raw = await read_body(request, http.max_body_bytes, http.body_timeout)
-    timestamp = require_header(request, "X-TIMESTAMP")
-    signature = require_header(request, "X-SIGNATURE")
-    authorization = require_header(request, "Authorization")
-    partner_id = require_header(request, "X-PARTNER-ID")
-    external_id = require_header(request, "X-EXTERNAL-ID")
+    raw = await request.body(http.max_body_bytes, http.body_timeout)
+    timestamp = request.require(b"x-timestamp", "X-TIMESTAMP")
+    signature = request.require(b"x-signature", "X-SIGNATURE")
+    authorization = request.require(b"authorization", "Authorization")
+    partner_id = request.require(b"x-partner-id", "X-PARTNER-ID")
+    external_id = request.require(b"x-external-id", "X-EXTERNAL-ID")
     if not printable_ascii(external_id):
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-EXTERNAL-ID")
     if len(partner_id) > 64:
@@ -68,7 +67,7 @@ async def verify_transaction(
     if not rt.verifier.verify(token, now):
         raise SignatureError(Case.INVALID_TOKEN, "token_invalid")
     document = parse_json(raw)
-    query = request.url.query
+    query = request.query
     signed_path = http.path_prefix + path + (f"?{query}" if query else "")
     matched = rt.signer.verify(
         request.method, signed_path, token, raw, document, timestamp, signature

@@ -1,0 +1,108 @@
+"""Per-request cost of the gateway's inquiry path inside one process, without HTTP.
+
+Calls the ASGI app directly with a signed cache-hit inquiry, N times, and prints microseconds per
+request, next to a bare Starlette app doing nothing but read the body and answer. Useful to see
+what a change to the hot path costs before running the full wrk benchmark (``bench/run.py``).
+
+Run:  .venv/bin/python bench/inprocess.py [--requests 20000] [--backend memory|redis://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import tempfile
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.app import create_app
+from gateway.demo import demo_settings, ensure_demo_files
+from gateway.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.snap.keys import load_private_key
+
+
+def bare_app(answer: bytes) -> Any:
+    async def endpoint(request: Request) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    return Starlette(routes=[Route("/v1.1/transfer-va/inquiry", endpoint, methods=["POST"])])
+
+
+async def call(app: Any, request: SignedRequest, external_id: str) -> tuple[int, bytes]:
+    headers = [(k.lower().encode(), v.encode()) for k, v in request.headers.items()
+               if k.lower() != "x-external-id"]
+    headers.append((b"x-external-id", external_id.encode()))
+    headers.append((b"content-length", str(len(request.body)).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": request.path, "raw_path":
+             request.path.encode(), "root_path": "", "query_string": b"", "headers": headers,
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {}}
+    sent = False
+    status = 0
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": request.body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+async def measure(app: Any, request: SignedRequest, count: int) -> float:
+    prefix = secrets.token_hex(4)  # X-EXTERNAL-IDs never repeat across runs: no replays
+    started = time.perf_counter()
+    for index in range(count):
+        await call(app, request, f"{prefix}-{index}")
+    return (time.perf_counter() - started) / count * 1e6
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--backend", default="memory://")
+    args = parser.parse_args()
+    directory = tempfile.mkdtemp()
+    files = ensure_demo_files(directory)
+    settings = demo_settings(files, {"DOKU_GATEWAY_CACHE_URL": args.backend})
+    app = create_app(settings)
+    simulator = DokuSimulator(files.client_id, files.client_secret,
+                              load_private_key(files.doku_private.read_bytes()))
+    async with app.fallback.router.lifespan_context(app.fallback):
+        token_request = simulator.token_request()
+        status, body = await call(app, token_request, "token")
+        import json
+
+        token = json.loads(body)["accessToken"]
+        request = simulator.inquiry_request(token, inquiry_body("8889900001234", "   88899"))
+        status, answer = await call(app, request, secrets.token_hex(8))
+        assert status == 200, answer
+        await measure(app, request, 500)
+        gateway_us = await measure(app, request, args.requests)
+    bare = bare_app(answer)
+    await measure(bare, request, 500)
+    bare_us = await measure(bare, request, args.requests)
+    print(f"gateway {gateway_us:7.1f} us/request   bare starlette {bare_us:7.1f} us/request   "
+          f"gateway work beyond bare: {gateway_us - bare_us:6.1f} us")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,138 @@
+"""The transaction endpoints' plumbing, at the ASGI level.
+
+DOKU's calls are the hot path: the gateway must stay within a small factor of a bare Starlette
+app's throughput. So the token, inquiry and payment endpoints are plain ASGI callables reached
+through :class:`GatewayApp`, which skips Starlette's middleware stack, router and Request/Response
+objects for them; everything else (health, metrics, lifespan) is an ordinary Starlette app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from .exceptions import SnapError
+from .snap.codes import Case
+
+__all__ = ["ASGIApp", "GatewayApp", "RawRequest", "send_json"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[["RawRequest", Send], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+class RawRequest:
+    """The parts of an HTTP request the SNAP handlers read, without building a framework object."""
+
+    __slots__ = ("_headers", "method", "path", "query", "receive")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        # ASGI servers give lower-case header names; a repeated header keeps its first value.
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
+        self._headers = headers
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        query = scope.get("query_string", b"")
+        self.query: str = query.decode("latin-1") if query else ""
+        self.receive = receive
+
+    def header(self, name: bytes) -> str | None:
+        value = self._headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    def require(self, name: bytes, label: str) -> str:
+        value = self._headers.get(name)
+        if value is None or not value.strip():
+            raise SnapError(Case.MISSING_MANDATORY_FIELD, label)
+        return value.decode("latin-1")
+
+    async def body(self, limit: int, timeout: float) -> bytes:
+        """The whole body, refusing more than ``limit`` bytes or a sender slower than ``timeout``.
+
+        The usual request arrives in one message; only a body still streaming pays for a timer.
+        """
+        declared = self._headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise SnapError(Case.BAD_REQUEST, detail="invalid Content-Length")
+            if int(declared) > limit:
+                raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+        message = await self.receive()
+        if message["type"] != "http.request":
+            raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self.receive()
+                    if message["type"] != "http.request":
+                        raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
+        return b"".join(chunks)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, timestamp: str, extra: Mapping[bytes, bytes] | None = None
+) -> None:
+    headers = [
+        _JSON,
+        (b"content-length", b"%d" % len(body)),
+        (b"x-timestamp", timestamp.encode("latin-1")),
+    ]
+    if extra:
+        headers.extend(extra.items())
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GatewayApp:
+    """Dispatches ``POST`` to the SNAP paths straight to their handlers; all else to Starlette."""
+
+    def __init__(self, fallback: ASGIApp, routes: Mapping[str, Handler]) -> None:
+        self.fallback = fallback
+        self.routes = dict(routes)
+        self.state: Any = getattr(fallback, "state", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.routes.get(scope["path"])
+            if handler is not None:
+                if scope["method"] == "POST":
+                    await handler(RawRequest(scope, receive), send)
+                else:
+                    await _not_allowed(send)
+                return
+        await self.fallback(scope, receive, send)
+
+
+async def _not_allowed(send: Send) -> None:
+    body = b"Method Not Allowed"
+    headers = [
+        (b"allow", b"POST"),
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    await send({"type": "http.response.start", "status": 405, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
