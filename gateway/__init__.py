@@ -8,8 +8,12 @@ Resolver authors need only this module::
 from .app import create_app
 from .config import Settings, load_settings
 from .dispatch import ResolverSet
+from .doku_client import DokuClient
 from .exceptions import (
     ConfigError,
+    DokuError,
+    DokuProtocolError,
+    DokuUnavailable,
     GatewayError,
     ResolverError,
     ResolverUnavailable,
@@ -26,6 +30,10 @@ __all__ = [
     "Bill",
     "BillStatus",
     "ConfigError",
+    "DokuClient",
+    "DokuError",
+    "DokuProtocolError",
+    "DokuUnavailable",
     "FreeText",
     "GatewayError",
     "Inquiry",

@@ -1,4 +1,4 @@
-"""The ``doku-gateway`` command: serve, keygen, sign, simulate."""
+"""The ``doku-gateway`` command line (``doku-gateway --help`` lists the commands)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--private-key", help="PEM file for --asymmetric")
     sign.add_argument("--client-id", help="client id for --asymmetric")
     sign.set_defaults(func=_sign)
+
+    from .cli_doku import register as register_doku_commands
+
+    register_doku_commands(commands)
 
     simulate = commands.add_parser(
         "simulate",

@@ -138,16 +138,13 @@ def _text(
 
 
 def _check_va(partner: object, customer: object, va_no: object) -> None:
-    _text(partner, "partnerServiceId", 8)
-    assert isinstance(partner, str)
-    if len(partner) != 8 or _PARTNER_SERVICE_ID.fullmatch(partner) is None:
-        raise _invalid(
-            "partnerServiceId",
-            "must be exactly 8 characters: the 1-8 digit prefix left-padded with spaces",
-        )
+    rule = "must be exactly 8 characters: the 1-8 digit prefix left-padded with spaces"
+    _text(partner, "partnerServiceId", 8, _PARTNER_SERVICE_ID, rule)
+    if len(str(partner)) != 8:
+        raise _invalid("partnerServiceId", rule)
     _text(customer, "customerNo", 20, _CUSTOMER_NO, "must be 1-20 digits")
     _text(va_no, "virtualAccountNo", 28)
-    if va_no != partner + str(customer):
+    if va_no != str(partner) + str(customer):
         raise _invalid("virtualAccountNo", "must equal partnerServiceId + customerNo, padding kept")
 
 
@@ -286,6 +283,15 @@ def _read_expiry(document: Mapping[str, Any]) -> datetime | None:
         raise _invalid("expiredDate", "must look like 2025-08-31T09:54:04+07:00") from None
 
 
+def _check_va_in(document: Mapping[str, Any]) -> None:
+    # The VA number is checked first so that a body wrong everywhere names it, as DOKU would.
+    _check_va(
+        document.get("partnerServiceId"),
+        document.get("customerNo"),
+        document.get("virtualAccountNo"),
+    )
+
+
 def _raw(document: Mapping[str, Any], key: str) -> Any:
     """A value as received; the class's own checks then name what is wrong with it."""
     return document.get(key)
@@ -386,6 +392,7 @@ class CreateVaRequest:
 
     @classmethod
     def from_body(cls, document: Mapping[str, Any]) -> CreateVaRequest:
+        _check_va_in(document)
         info = _object(document, "additionalInfo", "additionalInfo")
         config = None if info is None else _object(info, "virtualAccountConfig", _CONFIG)
         reusable = False if config is None else config.get("reusableStatus", False)
@@ -484,6 +491,7 @@ class UpdateVaRequest:
 
     @classmethod
     def from_body(cls, document: Mapping[str, Any]) -> UpdateVaRequest:
+        _check_va_in(document)
         info = _object(document, "additionalInfo", "additionalInfo")
         config = None if info is None else _object(info, "virtualAccountConfig", _CONFIG)
         return cls(
@@ -548,6 +556,7 @@ class DeleteVaRequest:
 
     @classmethod
     def from_body(cls, document: Mapping[str, Any]) -> DeleteVaRequest:
+        _check_va_in(document)
         return cls(
             _raw(document, "partnerServiceId"),
             _raw(document, "customerNo"),
