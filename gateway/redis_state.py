@@ -20,6 +20,7 @@ one slot.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +37,7 @@ from .config import CacheSettings
 from .exceptions import ConfigError
 from .log import get_logger
 from .metrics import Metrics
+from .redis_batch import Batcher
 from .snap.models import Outcome
 from .state import Begin, Claim, MemoryState, StoredAnswer
 
@@ -142,7 +144,9 @@ class RedisState:
         self._retry_interval = settings.redis_retry_interval
         self._down_until = 0.0
         self._up = True
-        self._begin = None if cluster else client.register_script(_BEGIN)
+        # Cluster pipelines split by slot; there, commands go one by one.
+        self._batch = None if cluster else Batcher(client)
+        self._begin_sha = hashlib.sha1(_BEGIN.encode()).hexdigest()  # noqa: S324 (Redis's id)
         self._unlock = client.register_script(_UNLOCK)
         self._locks: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -204,9 +208,11 @@ class RedisState:
             key = self._replay_key(replay_key)
             claim = _PENDING + fingerprint.encode()
             ttl_ms = max(int(replay_ttl * 1000), 1)
-            if self._begin is not None:
+            if self._batch is not None:
                 keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
-                found, value = await self._begin(keys=keys, args=[claim, ttl_ms])
+                found, value = await self._batch.script(
+                    self._begin_sha, _BEGIN, keys, [claim, ttl_ms]
+                )
                 if found:
                     return _decode_claim(value, fingerprint)
                 return Begin(Claim.NEW, cached=_decode_cached(value))
@@ -227,24 +233,24 @@ class RedisState:
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
     ) -> None:
         # Not awaited by the request: the answer is already decided, and an identical retry that
-        # arrives first waits for this write (see wait()). Tracked so close() can flush it.
-        task = asyncio.create_task(self._finish(replay_key, fingerprint, answer, replay_ttl))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _finish(
-        self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
-    ) -> None:
+        # arrives first waits for this write (see wait()). It rides in the next pipeline.
         value = _DONE + fingerprint.encode() + b"%03d" % answer.status + answer.body
+        ttl_ms = max(int(replay_ttl * 1000), 1)
+        key = self._replay_key(replay_key)
+        if self._down_until and time.monotonic() < self._down_until:
+            await self._fallback.finish(replay_key, fingerprint, answer, replay_ttl)
+        elif self._batch is not None:
+            self._batch.fire("SET", key, value, "PX", ttl_ms)
+        else:
+            task = asyncio.create_task(self._finish(key, value, ttl_ms))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-        async def remote() -> None:
-            await self._redis.set(
-                self._replay_key(replay_key), value, px=max(int(replay_ttl * 1000), 1)
-            )
-
-        await self._run(
-            remote, lambda: self._fallback.finish(replay_key, fingerprint, answer, replay_ttl)
-        )
+    async def _finish(self, key: str, value: bytes, ttl_ms: int) -> None:
+        try:
+            await self._redis.set(key, value, px=ttl_ms)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
 
     async def release(self, replay_key: str) -> None:
         async def remote() -> None:
@@ -347,6 +353,8 @@ class RedisState:
         return removed
 
     async def close(self) -> None:
+        if self._batch is not None:
+            await self._batch.drain()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()

@@ -17,7 +17,7 @@ from ..log import get_logger
 from ..runtime import Runtime
 from ..snap.codes import Case
 from ..snap.fields import printable_ascii
-from ..snap.timestamps import parse_timestamp, within_window
+from ..snap.timestamps import epoch_of
 from .common import parse_json
 
 __all__ = ["Verified", "replay_ttl", "verify_transaction"]
@@ -55,10 +55,10 @@ async def verify_transaction(
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-PARTNER-ID")
     now = rt.clock()
     try:
-        moment = parse_timestamp(timestamp)
+        moment = epoch_of(timestamp)
     except ValueError:
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP") from None
-    if not within_window(moment, now, rt.settings.security.timestamp_skew):
+    if abs(moment - now) > rt.settings.security.timestamp_skew:
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()

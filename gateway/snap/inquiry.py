@@ -14,7 +14,7 @@ from typing import Any
 from ..exceptions import ResolverError, SnapError
 from .amounts import format_amount
 from .codes import Case
-from .fields import optional_str, require_object, require_str
+from .fields import optional_str
 from .models import Bill, Inquiry
 
 __all__ = ["BillTemplate", "bill_template", "parse_inquiry", "render_bill", "validate_bill"]
@@ -30,22 +30,46 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 _PHONE = re.compile(r"\+?\d{9,30}", re.ASCII)
 
 
+def _field(
+    document: Mapping[str, Any],
+    key: str,
+    max_length: int,
+    pattern: re.Pattern[str] | None = None,
+    path: str | None = None,
+) -> str:
+    # The hot path's version of fields.require_str: same rules, fewer calls.
+    value = document.get(key)
+    if value is None or value == "":
+        raise SnapError(Case.MISSING_MANDATORY_FIELD, path or key)
+    if (
+        value.__class__ is not str
+        or len(value) > max_length
+        or (pattern is not None and pattern.fullmatch(value) is None)
+    ):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, path or key)
+    return value
+
+
 def parse_inquiry(document: Mapping[str, Any], *, check_composition: bool = True) -> Inquiry:
     """Validate an inquiry body and return its :class:`Inquiry`.
 
     Padding stays in every string; only ``payment_code`` has the spaces removed.
     """
-    partner = require_str(document, "partnerServiceId", "partnerServiceId", 8, _PARTNER_SERVICE_ID)
-    customer = require_str(document, "customerNo", "customerNo", 20, _CUSTOMER_NO)
-    va_no = require_str(document, "virtualAccountNo", "virtualAccountNo", 28, _VA_NO)
+    partner = _field(document, "partnerServiceId", 8, _PARTNER_SERVICE_ID)
+    customer = _field(document, "customerNo", 20, _CUSTOMER_NO)
+    va_no = _field(document, "virtualAccountNo", 28, _VA_NO)
     payment_code = va_no.replace(" ", "")
     if not payment_code:
         raise SnapError(Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
     if check_composition and payment_code != partner.strip() + customer:
         raise SnapError(Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
-    request_id = require_str(document, "inquiryRequestId", "inquiryRequestId", 128)
-    info = require_object(document, "additionalInfo", "additionalInfo")
-    channel = require_str(info, "channel", "additionalInfo.channel", 30)
+    request_id = _field(document, "inquiryRequestId", 128)
+    info = document.get("additionalInfo")
+    if info is None:
+        raise SnapError(Case.MISSING_MANDATORY_FIELD, "additionalInfo")
+    if info.__class__ is not dict:
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "additionalInfo")
+    channel = _field(info, "channel", 30, path="additionalInfo.channel")
     trx_date_init = optional_str(document, "trxDateInit", "trxDateInit", 40)
     language = optional_str(document, "language", "language", 2)
     channel_code = document.get("channelCode")

@@ -7,9 +7,17 @@ refused because its instant is unknowable.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta, timezone
 
-__all__ = ["WIB", "format_timestamp", "parse_timestamp", "wib_day", "within_window"]
+__all__ = [
+    "WIB",
+    "epoch_of",
+    "format_timestamp",
+    "parse_timestamp",
+    "wib_day",
+    "within_window",
+]
 
 #: Western Indonesian Time, the day boundary for X-EXTERNAL-ID uniqueness.
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -25,6 +33,20 @@ def parse_timestamp(value: str) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("no time zone")
     return parsed
+
+
+def epoch_of(value: str) -> float:
+    """POSIX time of an X-TIMESTAMP; ``ValueError`` when it is not a zoned ISO-8601 string.
+
+    DOKU sends many requests within one second, all with the same X-TIMESTAMP text, so the
+    last few answers are remembered.
+    """
+    return _epoch_cached(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_cached(value: str) -> float:
+    return parse_timestamp(value).timestamp()
 
 
 def within_window(moment: datetime, now: float, skew_seconds: float) -> bool:
