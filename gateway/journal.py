@@ -98,6 +98,10 @@ class Journal(Protocol):
 
     async def is_delivered(self, payment_request_id: str) -> bool: ...
 
+    async def has_payment(self, payment_code: str) -> bool:
+        """Whether any payment of this VA (``virtualAccountNo`` without spaces) is journaled."""
+        ...
+
     async def mark_delivered(self, payment_request_id: str) -> None: ...
 
     async def lock(self, payment_request_id: str, ttl: float) -> bool:
@@ -175,6 +179,7 @@ class FileJournal:
         self._new = asyncio.Event()
         self._entries: dict[str, JournalEntry] = {}
         self._order: list[str] = []
+        self._paid_codes: set[str] = set()
         for number, line in enumerate(_read_lines(self._entries_path)):
             try:
                 entry = JournalEntry.decode(line, str(number))
@@ -184,6 +189,7 @@ class FileJournal:
             if entry.payment_request_id not in self._entries:
                 self._entries[entry.payment_request_id] = entry
                 self._order.append(entry.payment_request_id)
+                self._paid_codes.add(entry.payment_code)
         self._delivered = {line.decode() for line in _read_lines(self._delivered_path)}
         self._handled: set[str] = set(self._delivered)
         self._dead_mtime = -1.0
@@ -232,6 +238,7 @@ class FileJournal:
             )
             self._entries[entry.payment_request_id] = stored
             self._order.append(entry.payment_request_id)
+            self._paid_codes.add(entry.payment_code)
         self._new.set()
         return stored, True
 
@@ -253,6 +260,9 @@ class FileJournal:
 
     async def is_delivered(self, payment_request_id: str) -> bool:
         return payment_request_id in self._delivered
+
+    async def has_payment(self, payment_code: str) -> bool:
+        return payment_code in self._paid_codes
 
     async def mark_delivered(self, payment_request_id: str) -> None:
         if payment_request_id in self._delivered:

@@ -9,6 +9,7 @@ Keys, all under one hash tag so they share a Redis Cluster slot::
     {prefix}v1:{pay}:s:<n>          stream of shard n (a VA always maps to the same shard)
     {prefix}v1:{pay}:id:<prid>      first entry of a paymentRequestId (idempotency, 90 days)
     {prefix}v1:{pay}:done:<prid>    delivered marker (90 days)
+    {prefix}v1:{pay}:paid:<code>    a payment of this VA is journaled (latest prid, 90 days)
     {prefix}v1:{pay}:lock:<prid>    who is calling the hook right now
     {prefix}v1:{pay}:lease:<n>      which pod works shard n
     {prefix}v1:{pay}:dead           dead letters
@@ -39,11 +40,13 @@ _GROUP = "deliverer"
 _CONSUMER = "deliverer"
 
 # Idempotent append: one entry per paymentRequestId, even for concurrent duplicates on many pods.
+# The paid marker is set in the same script so has_payment() never lags behind an entry.
 _APPEND = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
 local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[1])
 redis.call('SET', KEYS[1], id .. '\\n' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 return {1, id}
 """
 _LEASE = """
@@ -93,8 +96,12 @@ class RedisJournal:
         data = entry.encode()
         shard = self.shard_of(entry.payment_code)
         new, value = await self._append(
-            keys=[f"{self._base}id:{entry.payment_request_id}", self._stream(shard)],
-            args=[data, _KEEP_MS],
+            keys=[
+                f"{self._base}id:{entry.payment_request_id}",
+                self._stream(shard),
+                f"{self._base}paid:{entry.payment_code}",
+            ],
+            args=[data, _KEEP_MS, entry.payment_request_id],
         )
         if new:
             if self._settings.wait_replicas:
@@ -144,6 +151,9 @@ class RedisJournal:
 
     async def is_delivered(self, payment_request_id: str) -> bool:
         return bool(await self._redis.exists(f"{self._base}done:{payment_request_id}"))
+
+    async def has_payment(self, payment_code: str) -> bool:
+        return bool(await self._redis.exists(f"{self._base}paid:{payment_code}"))
 
     async def mark_delivered(self, payment_request_id: str) -> None:
         await self._redis.set(f"{self._base}done:{payment_request_id}", b"1", px=_KEEP_MS)

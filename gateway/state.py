@@ -11,8 +11,7 @@ import enum
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .cache import TTLCache
 from .snap.models import Outcome
@@ -20,8 +19,9 @@ from .snap.models import Outcome
 __all__ = ["Begin", "Claim", "MemoryState", "StateBackend", "StoredAnswer"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAnswer:
+# StoredAnswer and Begin are made once per request on the hot path: NamedTuples, which are
+# immutable values like frozen dataclasses but several times cheaper to create.
+class StoredAnswer(NamedTuple):
     """An answer exactly as sent, kept so an identical retry gets the same bytes."""
 
     status: int
@@ -35,8 +35,7 @@ class Claim(enum.Enum):
     CONFLICT = "conflict"  # same id, different request: 409
 
 
-@dataclass(frozen=True, slots=True)
-class Begin:
+class Begin(NamedTuple):
     claim: Claim
     answer: StoredAnswer | None = None
     cached: Outcome | None = None

@@ -8,8 +8,7 @@ X-EXTERNAL-ID: the replay guard is consulted only by the caller, after all of th
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..asgi import RawRequest
 from ..exceptions import SignatureError, SnapError
@@ -27,8 +26,7 @@ _DAY = 86_400
 _WIB_OFFSET = 7 * 3600
 
 
-@dataclass(frozen=True, slots=True)
-class Verified:
+class Verified(NamedTuple):
     """A transaction request whose token and signature verified."""
 
     raw: bytes

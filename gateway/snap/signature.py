@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -78,7 +78,12 @@ def sign_symmetric(
 class SymmetricSigner:
     """Verifies inbound symmetric signatures with one client secret, built once at start."""
 
-    secret: bytes
+    secret: bytes = field(repr=False)
+    # The HMAC key schedule (two SHA-512 blocks of padded key) is done once; copies reuse it.
+    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=hashlib.sha512))
 
     @classmethod
     def from_secret(cls, secret: str) -> SymmetricSigner:
@@ -118,9 +123,10 @@ class SymmetricSigner:
             return None
         prefix = f"{method}:{path}:{token}:".encode()
         suffix = f":{timestamp}".encode()
-        secret = self.secret
+        keyed = self._keyed
         for name, body in body_candidates(raw, document):
-            message = prefix + hashlib.sha256(body).hexdigest().encode("ascii") + suffix
-            if hmac.compare_digest(hmac.digest(secret, message, "sha512"), expected):
+            mac = keyed.copy()
+            mac.update(prefix + hashlib.sha256(body).hexdigest().encode("ascii") + suffix)
+            if hmac.compare_digest(mac.digest(), expected):
                 return name
         return None

@@ -1,0 +1,374 @@
+"""The inquiry ledger: which VAs were answered with a payable bill, and when.
+
+Reconciliation (:mod:`gateway.reconcile`) asks DOKU's Check Status about VAs answered a while ago
+with no payment journaled. The ledger is a hint, not a record of money: losing its last lines only
+means those VAs are not reconciled. So :class:`FileLedger` does not fsync appends, and ``record()``
+never raises (a failure is logged): it runs on the inquiry path and must not break an answer.
+
+Two backends, chosen by :func:`create_ledger` like the payment journal is:
+
+* :class:`FileLedger`: JSON lines in ``inquiries.jsonl`` in the payment journal directory. The
+  gateway records and the ``reconcile`` command settles, possibly at the same moment, so every
+  append is one ``O_APPEND`` write under a shared ``flock`` that a compaction takes exclusively.
+* :class:`RedisLedger`: ``{prefix}v1:{pay}:ledger:entries`` (hash, payment code → entry) and
+  ``{prefix}v1:{pay}:ledger:answered`` (sorted set by answer time), in the journal's hash tag.
+
+The newest inquiry of a VA wins: a record older (by ``answered_at``) than the stored one is
+ignored, so the reconciler noting a check cannot undo an inquiry the gateway recorded meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .codec import FORMAT_VERSION
+from .config import CacheSettings, Settings
+from .log import get_logger
+from .snap.models import Bill, Inquiry
+
+__all__ = ["FileLedger", "InquiryLedger", "LedgerEntry", "RedisLedger", "create_ledger"]
+
+_log = get_logger("ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A VA answered with a payable bill. VA strings are verbatim from DOKU's inquiry.
+
+    ``checked_at`` is when the reconciler last found it unpaid (``None``: never asked), so that
+    it asks again only after a growing wait.
+    """
+
+    payment_code: str
+    partner_service_id: str
+    customer_no: str
+    virtual_account_no: str
+    inquiry_request_id: str
+    trx_id: str | None
+    answered_at: float
+    channel: str | None = None
+    checked_at: float | None = None
+
+    @classmethod
+    def from_inquiry(cls, inquiry: Inquiry, bill: Bill, answered_at: float) -> LedgerEntry:
+        """The entry for ``inquiry`` answered with ``bill`` at POSIX time ``answered_at``."""
+        return cls(
+            inquiry.payment_code,
+            inquiry.partner_service_id,
+            inquiry.customer_no,
+            inquiry.virtual_account_no,
+            inquiry.inquiry_request_id,
+            bill.trx_id,
+            answered_at,
+            inquiry.channel,
+        )
+
+    def encode(self) -> bytes:
+        document: dict[str, Any] = {
+            "code": self.payment_code,
+            "psid": self.partner_service_id,
+            "cust": self.customer_no,
+            "va": self.virtual_account_no,
+            "inq": self.inquiry_request_id,
+            "trx": self.trx_id,
+            "at": self.answered_at,
+        }
+        if self.channel is not None:
+            document["channel"] = self.channel
+        if self.checked_at is not None:
+            document["checked"] = self.checked_at
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> LedgerEntry:
+        return _from_document(json.loads(data))
+
+
+def _from_document(document: Mapping[str, Any]) -> LedgerEntry:
+    checked = document.get("checked")
+    return LedgerEntry(
+        document["code"],
+        document["psid"],
+        document["cust"],
+        document["va"],
+        document["inq"],
+        document.get("trx"),
+        float(document["at"]),
+        document.get("channel"),
+        None if checked is None else float(checked),
+    )
+
+
+def _order(entry: LedgerEntry) -> tuple[float, str]:
+    # Ties by payment code: the order Redis gives members of equal score.
+    return entry.answered_at, entry.payment_code
+
+
+class InquiryLedger(Protocol):
+    async def record(self, entry: LedgerEntry) -> None:
+        """Note that ``entry``'s VA was answered with a bill; never raises (a hint)."""
+        ...
+
+    async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        """Entries with ``newer_than <= answered_at <= older_than`` (POSIX), oldest first."""
+        ...
+
+    async def settle(self, payment_code: str) -> None:
+        """Forget the VA (its payment is journaled, or it is no longer worth asking about)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# -- file backend ---------------------------------------------------------------------------------
+
+
+class FileLedger:
+    """``inquiries.jsonl`` in ``directory``: one line per record, a tombstone line per settle.
+
+    The file is compacted (rewritten with the live entries only) when most of its lines are dead.
+    That is counted when the file has doubled since it was last counted (so the counting costs
+    O(1) per append, amortised), or when :meth:`due` reads it anyway; ``compact_min_bytes``
+    keeps small files from being counted or rewritten at all.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, compact_min_bytes: int = 1 << 20
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = self.directory / "inquiries.jsonl"
+        self._lock_path = self.directory / "inquiries.jsonl.lock"
+        self._compact_min_bytes = compact_min_bytes
+        self._counted_bytes = 0
+        self._tail_checked = False
+        self._compaction: asyncio.Task[None] | None = None
+
+    async def record(self, entry: LedgerEntry) -> None:
+        try:
+            await self._append(entry.encode() + b"\n")
+        except Exception as exc:  # a hint must never fail the inquiry that records it
+            _log.warning(
+                "inquiry ledger %s not written (%s); VA %s will not be reconciled",
+                self.path,
+                type(exc).__name__,
+                entry.payment_code,
+            )
+
+    async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        live, lines, size = await asyncio.to_thread(_load, self.path)
+        if lines - len(live) > len(live) and size >= self._compact_min_bytes:
+            self._start_compaction()
+        selected = [e for e in live.values() if newer_than <= e.answered_at <= older_than]
+        return sorted(selected, key=_order)[: max(limit, 0)]
+
+    async def settle(self, payment_code: str) -> None:
+        line = {"code": payment_code, "settled": True}
+        await self._append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+    async def close(self) -> None:
+        if self._compaction is not None:
+            await self._compaction
+
+    async def _append(self, data: bytes) -> None:
+        check_tail = not self._tail_checked
+        try:
+            size = _append_shared(self._lock_path, self.path, data, block=False, tail=check_tail)
+        except BlockingIOError:
+            # A compaction (here or in another process) holds the lock: wait off the event loop.
+            size = await asyncio.to_thread(
+                _append_shared, self._lock_path, self.path, data, block=True, tail=check_tail
+            )
+        self._tail_checked = True
+        if size > max(self._compact_min_bytes, 2 * self._counted_bytes):
+            self._start_compaction()
+
+    def _start_compaction(self) -> None:
+        if self._compaction is None:
+            self._compaction = asyncio.create_task(self._compact(), name="ledger-compaction")
+
+    async def _compact(self) -> None:
+        try:
+            self._counted_bytes = await asyncio.to_thread(_compact, self._lock_path, self.path)
+        except OSError as exc:
+            _log.warning("inquiry ledger %s not compacted: %s", self.path, exc)
+        finally:
+            self._compaction = None
+
+
+def _append_shared(lock_path: Path, path: Path, data: bytes, *, block: bool, tail: bool) -> int:
+    """Append ``data`` under a shared lock; returns the file's size after it."""
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH if block else fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if tail:
+                size = os.fstat(fd).st_size
+                # A crash mid-write (of any process) leaves a line without its newline; end it,
+                # or this record would be glued to it and lost with it.
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+            os.write(fd, data)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def _load(path: Path) -> tuple[dict[str, LedgerEntry], int, int]:
+    """The live entries, the number of lines and the size of the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, 0, 0
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    return _fold(lines), len(lines), len(data)
+
+
+def _fold(lines: Iterable[bytes]) -> dict[str, LedgerEntry]:
+    live: dict[str, LedgerEntry] = {}
+    for line in lines:
+        try:
+            document = json.loads(line)
+            code = document["code"]
+            if document.get("settled"):
+                live.pop(code, None)
+                continue
+            entry = _from_document(document)
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line: a lost hint, and a dead line for the next compaction
+        current = live.get(code)
+        if current is None or entry.answered_at >= current.answered_at:
+            live[code] = entry
+    return live
+
+
+def _compact(lock_path: Path, path: Path) -> int:
+    """Rewrite ``path`` with its live entries if most lines are dead; returns its size then."""
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        live, lines, size = _load(path)
+        if lines - len(live) <= len(live):
+            return size
+        data = b"".join(entry.encode() + b"\n" for entry in sorted(live.values(), key=_order))
+        temporary = path.with_suffix(".jsonl.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            # Appends are not synced, but a rewrite is: a crash must not leave an empty ledger.
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        return len(data)
+    finally:
+        os.close(lock)
+
+
+# -- Redis backend --------------------------------------------------------------------------------
+
+# Newest inquiry wins; an equal answered_at replaces (that is the reconciler noting a check).
+_RECORD = """
+local current = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if current and tonumber(current) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+_SETTLE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
+
+class RedisLedger:
+    """The ledger in Redis, shared by every pod; one round trip per record or settle.
+
+    After a failed record, records are skipped for ``retry_interval`` seconds, so a dead Redis
+    costs the inquiry path nothing more than the one failure.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        *,
+        retry_interval: float = 1.0,
+        others: tuple[Any, ...] = (),
+    ) -> None:
+        self._redis = client
+        self._others = others
+        base = f"{prefix}{FORMAT_VERSION}:{{pay}}:ledger:"
+        self._keys = [f"{base}entries", f"{base}answered"]
+        self._record = client.register_script(_RECORD)
+        self._settle = client.register_script(_SETTLE)
+        self._retry_interval = retry_interval
+        self._down_until = 0.0
+
+    @classmethod
+    def from_settings(cls, cache: CacheSettings) -> RedisLedger:
+        from .redis_state import connect  # imported lazily: embedded mode needs no Redis
+
+        client, _, others = connect(cache)
+        return cls(client, cache.prefix, retry_interval=cache.redis_retry_interval, others=others)
+
+    async def record(self, entry: LedgerEntry) -> None:
+        if time.monotonic() < self._down_until:
+            return
+        try:
+            await self._record(
+                keys=self._keys, args=[entry.payment_code, entry.answered_at, entry.encode()]
+            )
+        except Exception as exc:  # a hint must never fail the inquiry that records it
+            self._down_until = time.monotonic() + self._retry_interval
+            _log.warning(
+                "inquiry ledger not written (%s); VAs answered in the next %.1fs are not "
+                "recorded for reconciliation",
+                type(exc).__name__,
+                self._retry_interval,
+            )
+
+    async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        if limit <= 0:
+            return []
+        entries_key, answered_key = self._keys
+        codes = await self._redis.zrangebyscore(
+            answered_key, newer_than, older_than, start=0, num=limit
+        )
+        if not codes:
+            return []
+        values = await self._redis.hmget(entries_key, codes)
+        # A code settled between the two commands has no entry any more: skip it.
+        return [LedgerEntry.decode(value) for value in values if value is not None]
+
+    async def settle(self, payment_code: str) -> None:
+        await self._settle(keys=self._keys, args=[payment_code])
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        for other in self._others:
+            await other.aclose()
+
+
+def create_ledger(settings: Settings) -> InquiryLedger:
+    """Redis when the payment journal is on Redis, else ``payment.journal_dir``."""
+    payment = settings.payment
+    # The same choice as app.create_journal: the ledger lives wherever the journal does.
+    use_redis = payment.journal == "redis" or (
+        payment.journal == "auto" and not settings.cache.url.startswith("memory:")
+    )
+    if use_redis:
+        ledger: InquiryLedger = RedisLedger.from_settings(settings.cache)
+        return ledger
+    return FileLedger(payment.journal_dir)
