@@ -8,6 +8,7 @@ signed: exactly the situation the gateway's canonicalisation must handle.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -117,3 +118,61 @@ def test_sdk_signature_with_wrong_secret_is_refused(base_url: str, keys: Keys) -
         base_url, other, token, inquiry_body("8889900001234", "   88899"), "sdk-wrong"
     )
     assert response.json()["responseCode"] == "4012400"
+
+
+def test_sdk_signed_payment_notification_end_to_end(base_url: str, keys: Keys) -> None:
+    """DOKU's SDK posts one payment five times (as its retries would): one ack shape, and the
+    closed demo bill then answers "already paid"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.simulator import payment_body
+
+    token = sdk_token(base_url, keys)
+    code = "8889900077777"
+    assert (
+        sdk_inquiry(base_url, keys, token, inquiry_body(code, "   88899"), "sdk-before-pay").json()[
+            "responseCode"
+        ]
+        == "2002400"
+    )
+    body = payment_body(code, "   88899", "25000.00", payment_request_id="SDK-PR-1")
+
+    def notify(index: int) -> httpx.Response:
+        timestamp = TokenService.get_timestamp()
+        path = "/v1.0/transfer-va/payment"
+        signature = TokenService.generate_symmetric_signature(
+            "POST", path, token, body, timestamp, keys.client_secret
+        )
+        return httpx.post(
+            base_url + path,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "X-TIMESTAMP": timestamp,
+                "X-SIGNATURE": signature,
+                "X-PARTNER-ID": keys.client_id,
+                "X-EXTERNAL-ID": f"sdk-pay-{index}",
+                "CHANNEL-ID": "VA004",
+                "Content-Type": "application/json",
+            },
+            content=json.dumps(body).encode(),
+        )
+
+    with ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(notify, range(5)))
+    assert {r.json()["responseCode"] for r in responses} == {"2002500"}
+    assert len({r.content for r in responses}) == 1
+    assert responses[0].json()["virtualAccountData"]["paymentRequestId"] == "SDK-PR-1"
+
+    from .support import poll
+
+    def paid() -> bool:
+        answer = sdk_inquiry(
+            base_url,
+            keys,
+            token,
+            inquiry_body(code, "   88899"),
+            f"sdk-after-pay-{time.monotonic_ns()}",
+        )
+        return bool(answer.json()["responseCode"] == "4042414")
+
+    poll(paid, timeout=10, interval=0.05)
