@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from .doku_client import TOKEN_PATH
 from .exceptions import SnapError
+from .handlers.common import parse_json
 from .responses import error_body, json_bytes, snap_response
 from .snap.amounts import format_amount
 from .snap.codes import Case, Service
@@ -243,7 +244,7 @@ class FakeDoku:
             raise SnapError(Case.UNAUTHORIZED, detail="Unknown Client")
         if not verify_asymmetric(self.merchant_public_key, self.client_id, timestamp, signature):
             raise SnapError(Case.UNAUTHORIZED, detail="Invalid Signature")
-        document = _json(raw)
+        document = parse_json(raw)
         if document.get("grantType") != "client_credentials":
             raise SnapError(Case.INVALID_FIELD_FORMAT, "grantType")
 
@@ -256,7 +257,7 @@ class FakeDoku:
                 return early
             try:
                 self._verify_transaction(request, endpoint, raw)
-                answer = await handler(endpoint, _json(raw))
+                answer = await handler(endpoint, parse_json(raw))
             except SnapError as error:
                 status, document = error_body(error, endpoint.service)
                 return snap_response(status, json_bytes(document), format_timestamp())
@@ -412,16 +413,6 @@ def _header(request: Request, name: str) -> str:
     if value is None or not value.strip():
         raise SnapError(Case.MISSING_MANDATORY_FIELD, name)
     return value
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise SnapError(Case.BAD_REQUEST, detail="body is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise SnapError(Case.BAD_REQUEST, detail="body is not a JSON object")
-    return document
 
 
 def _success(endpoint: Endpoint, data: dict[str, Any]) -> dict[str, Any]:

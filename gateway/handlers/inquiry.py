@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client.metrics import Counter
 
 from ..asgi import RawRequest, Send, send_json
-from ..exceptions import ResolverError, ResolverUnavailable, SignatureError, SnapError
+from ..exceptions import ResolverError, ResolverUnavailable, SnapError
 from ..log import get_logger
 from ..responses import error_body, json_bytes
 from ..runtime import Runtime
@@ -21,7 +21,7 @@ from ..snap.codes import Case, Service
 from ..snap.inquiry import bill_template, parse_inquiry
 from ..snap.models import Bill, BillStatus, Inquiry, Outcome
 from ..state import Claim, StoredAnswer
-from .transaction import Verified, replay_ttl, verify_transaction
+from .transaction import answer, refuse, replay, replay_ttl, verify_transaction
 
 __all__ = ["InquiryHandler"]
 
@@ -81,7 +81,16 @@ class InquiryHandler:
             await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
         if begin.claim is not Claim.NEW:
-            await self._replayed(send, begin.claim, begin.answer, verified)
+            await replay(
+                rt,
+                send,
+                begin.claim,
+                begin.answer,
+                verified.replay_key,
+                self.resolver_timeout + 1.0,
+                "inquiry",
+                _SERVICE,
+            )
             return
         resolver = "none"
         if field_error is not None:
@@ -145,33 +154,11 @@ class InquiryHandler:
                 return 200, body, route.name, "bill"
         return (*_error(SnapError(_STATUS_CASE[outcome])), route.name, outcome.value)
 
-    async def _replayed(
-        self, send: Send, claim: Claim, answer: StoredAnswer | None, verified: Verified
-    ) -> None:
-        rt = self.runtime
-        if claim is Claim.PENDING:
-            answer = await rt.state.wait(verified.replay_key, self.resolver_timeout + 1.0)
-            claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
-        if claim is Claim.REPLAY and answer is not None:
-            rt.metrics.replays.labels("identical_retry").inc()
-            await send_json(send, answer.status, answer.body, rt.timestamp())
-            return
-        rt.metrics.replays.labels("conflict").inc()
-        await self._refuse(
-            send, SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
-        )
-
     async def _refuse(self, send: Send, error: SnapError) -> None:
-        status, document = error_body(error, _SERVICE)
-        rt = self.runtime
-        rt.metrics.rejections.labels("inquiry", document["responseCode"]).inc()
-        if isinstance(error, SignatureError):
-            rt.metrics.signature_failures.labels("inquiry", error.reason).inc()
-        _log.info("inquiry refused: %s %s", document["responseCode"], document["responseMessage"])
-        await self._answer(send, status, document)
+        await refuse(self.runtime, send, error, "inquiry", _SERVICE)
 
     async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
-        await send_json(send, status, json_bytes(document), self.runtime.timestamp())
+        await answer(self.runtime, send, status, document)
 
 
 def _error(error: SnapError) -> tuple[int, bytes]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..asgi import RawRequest, Send, send_json
 from ..delivery import Deliverer
-from ..exceptions import SignatureError, SnapError
+from ..exceptions import SnapError
 from ..journal import Journal, JournalEntry
 from ..log import get_logger
 from ..responses import error_body, json_bytes
@@ -20,7 +20,7 @@ from ..snap.codes import Case, Service
 from ..snap.models import Bill
 from ..snap.payment import parse_payment, render_ack
 from ..state import Claim, StoredAnswer
-from .transaction import replay_ttl, verify_transaction
+from .transaction import answer, refuse, replay, replay_ttl, verify_transaction
 
 __all__ = ["PaymentHandler"]
 
@@ -57,7 +57,10 @@ class PaymentHandler:
             await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
         if begin.claim is not Claim.NEW:
-            await self._replayed(send, begin.claim, begin.answer, verified.replay_key)
+            wait = rt.settings.payment.hook_timeout + 5.0
+            await replay(
+                rt, send, begin.claim, begin.answer, verified.replay_key, wait, "payment", _SERVICE
+            )
             return
         status, document = await self._record(verified.document)
         body = json_bytes(document)
@@ -113,33 +116,9 @@ class PaymentHandler:
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
 
-    async def _replayed(
-        self, send: Send, claim: Claim, answer: StoredAnswer | None, key: str
-    ) -> None:
-        rt = self.runtime
-        if claim is Claim.PENDING:
-            answer = await rt.state.wait(key, rt.settings.payment.hook_timeout + 5.0)
-            claim = Claim.REPLAY if answer is not None else Claim.CONFLICT
-        if claim is Claim.REPLAY and answer is not None:
-            rt.metrics.replays.labels("identical_retry").inc()
-            await send_json(send, answer.status, answer.body, rt.timestamp())
-            return
-        rt.metrics.replays.labels("conflict").inc()
-        await self._refuse(
-            send, SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
-        )
-
     async def _refuse(self, send: Send, error: SnapError) -> None:
-        rt = self.runtime
-        status, document = error_body(error, _SERVICE)
-        if error.case is Case.INVALID_TOKEN:
-            # DOKU's SDK answers 4012701 here, BI says 4012501 (spec §8.3); configurable.
-            document["responseCode"] = self.token_code
-        rt.metrics.rejections.labels("payment", document["responseCode"]).inc()
-        if isinstance(error, SignatureError):
-            rt.metrics.signature_failures.labels("payment", error.reason).inc()
-        _log.info("payment refused: %s %s", document["responseCode"], document["responseMessage"])
-        await self._answer(send, status, document)
+        # DOKU's SDK answers 4012701 for a bad token here, BI says 4012501 (spec §8.3).
+        await refuse(self.runtime, send, error, "payment", _SERVICE, self.token_code)
 
     async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
-        await send_json(send, status, json_bytes(document), self.runtime.timestamp())
+        await answer(self.runtime, send, status, document)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any, NamedTuple
 
-from ..asgi import RawRequest
+from ..asgi import RawRequest, Send, send_json
 from ..exceptions import SignatureError, SnapError
 from ..log import get_logger
+from ..responses import error_body, json_bytes
 from ..runtime import Runtime
-from ..snap.codes import Case
+from ..snap.codes import Case, Service
 from ..snap.fields import printable_ascii
 from ..snap.timestamps import epoch_of
+from ..state import Claim, StoredAnswer
 from .common import parse_json
 
-__all__ = ["Verified", "replay_ttl", "verify_transaction"]
+__all__ = ["Verified", "answer", "refuse", "replay", "replay_ttl", "verify_transaction"]
 
 _log = get_logger("transaction")
 _DAY = 86_400
@@ -87,3 +89,51 @@ def replay_ttl(runtime: Runtime) -> float:
     """Seconds from now to the end of the WIB day, plus the configured margin."""
     wib_seconds = runtime.clock() + _WIB_OFFSET
     return _DAY - (wib_seconds % _DAY) + runtime.settings.cache.replay_margin
+
+
+async def answer(runtime: Runtime, send: Send, status: int, document: dict[str, Any]) -> None:
+    await send_json(send, status, json_bytes(document), runtime.timestamp())
+
+
+async def refuse(
+    runtime: Runtime,
+    send: Send,
+    error: SnapError,
+    endpoint: str,
+    service: Service,
+    invalid_token_code: str | None = None,
+) -> None:
+    """Answer ``error`` with its SNAP code for ``service``; count and log it (no secrets)."""
+    status, document = error_body(error, service)
+    if invalid_token_code is not None and error.case is Case.INVALID_TOKEN:
+        document["responseCode"] = invalid_token_code
+    metrics = runtime.metrics
+    metrics.rejections.labels(endpoint, document["responseCode"]).inc()
+    if isinstance(error, SignatureError):
+        metrics.signature_failures.labels(endpoint, error.reason).inc()
+    _log.info("%s refused: %s %s", endpoint, document["responseCode"], document["responseMessage"])
+    await answer(runtime, send, status, document)
+
+
+async def replay(
+    runtime: Runtime,
+    send: Send,
+    claim: Claim,
+    stored: StoredAnswer | None,
+    replay_key: str,
+    wait: float,
+    endpoint: str,
+    service: Service,
+) -> None:
+    """An X-EXTERNAL-ID seen before: the first answer again for an identical retry (waiting up to
+    ``wait`` seconds if it is still being worked on), ``409xx00`` for a different request."""
+    if claim is Claim.PENDING:
+        stored = await runtime.state.wait(replay_key, wait)
+        claim = Claim.REPLAY if stored is not None else Claim.CONFLICT
+    if claim is Claim.REPLAY and stored is not None:
+        runtime.metrics.replays.labels("identical_retry").inc()
+        await send_json(send, stored.status, stored.body, runtime.timestamp())
+        return
+    runtime.metrics.replays.labels("conflict").inc()
+    conflict = SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
+    await refuse(runtime, send, conflict, endpoint, service)
