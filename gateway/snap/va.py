@@ -94,7 +94,6 @@ _NAME = re.compile(r"[A-Za-z0-9 .\-/+,=_:'@%]{1,255}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?=.{9,30}\Z)\+?\d+", re.ASCII)
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
-_LENIENT_AMOUNT = re.compile(r"\d{1,16}(\.\d{1,2})?", re.ASCII)
 # DOKU parses expiredDate with this strptime format (SDK validators): no fraction, offset required.
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 _CONFIG = "additionalInfo.virtualAccountConfig"
