@@ -18,6 +18,7 @@ from .handlers.inquiry import InquiryHandler
 from .handlers.payment import PaymentHandler
 from .handlers.token import TokenHandler
 from .journal import FileJournal, Journal
+from .ledger import create_ledger
 from .log import get_logger
 from .metrics import Metrics
 from .responses import Clock
@@ -42,16 +43,12 @@ def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
 def create_journal(settings: Settings) -> Journal:
     """The payment journal: Redis Streams when configured (or ``auto`` with a Redis cache),
     else fsync'd files in ``payment.journal_dir`` (one process)."""
-    payment = settings.payment
-    use_redis = payment.journal == "redis" or (
-        payment.journal == "auto" and not settings.cache.url.startswith("memory:")
-    )
-    if use_redis:
+    if settings.journal_on_redis:
         from .redis_journal import RedisJournal
 
-        journal: Journal = RedisJournal.from_settings(settings.cache, payment)
+        journal: Journal = RedisJournal.from_settings(settings.cache, settings.payment)
         return journal
-    return FileJournal(payment.journal_dir)
+    return FileJournal(settings.payment.journal_dir)
 
 
 def create_app(
@@ -72,13 +69,14 @@ def create_app(
         state = create_state(settings, metrics)
     runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
     journal = journal or create_journal(settings)
+    ledger = create_ledger(settings)
     deliverer = Deliverer(journal, resolvers, settings.payment, metrics)
     health = HealthHandlers(runtime)
     paths = settings.paths
     transactions = {
         paths.token: TokenHandler(runtime).handle,
-        paths.inquiry: InquiryHandler(runtime).handle,
-        paths.payment: PaymentHandler(runtime, journal, deliverer).handle,
+        paths.inquiry: InquiryHandler(runtime, ledger).handle,
+        paths.payment: PaymentHandler(runtime, journal, deliverer, ledger).handle,
     }
     routes = [
         Route("/livez", health.livez, methods=["GET"]),
@@ -103,6 +101,7 @@ def create_app(
         finally:
             await deliverer.stop()
             await journal.close()
+            await ledger.close()
             await runtime.resolvers.shutdown()
             await runtime.state.close()
 

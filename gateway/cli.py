@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_doku import register as register_doku_commands
 
     register_doku_commands(commands)
+    from .cli_reconcile import register as register_reconcile
+
+    register_reconcile(commands)
 
     simulate = commands.add_parser(
         "simulate",

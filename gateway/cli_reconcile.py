@@ -19,7 +19,6 @@ import sys
 from .config import Settings, load_settings
 from .doku_client import DokuClient
 from .exceptions import ConfigError
-from .journal import FileJournal
 from .ledger import create_ledger
 from .log import configure_logging, get_logger
 from .reconcile import Reconciler, ReconcileReport
@@ -90,14 +89,6 @@ async def _run(settings: Settings, min_age: float, max_age: float) -> ReconcileR
             await ledger.close()
     finally:
         await journal.close()
-    if report.paid_found and isinstance(journal, FileJournal):
-        # The file journal is read by its one gateway process at start only.
-        _log.warning(
-            "%d payment(s) journaled in %s: a gateway already running on this directory "
-            "delivers them after its next restart",
-            report.paid_found,
-            journal.directory,
-        )
     return report
 
 

@@ -191,6 +191,14 @@ class Settings:
     log_level: str = "INFO"
     demo: bool = False
 
+    @property
+    def journal_on_redis(self) -> bool:
+        """Whether the payment journal (and the inquiry ledger) live in Redis."""
+        journal = self.payment.journal
+        return journal == "redis" or (
+            journal == "auto" and not self.cache.url.startswith("memory:")
+        )
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

@@ -180,16 +180,11 @@ class FileJournal:
         self._entries: dict[str, JournalEntry] = {}
         self._order: list[str] = []
         self._paid_codes: set[str] = set()
-        for number, line in enumerate(_read_lines(self._entries_path)):
-            try:
-                entry = JournalEntry.decode(line, str(number))
-            except (ValueError, KeyError):
-                _log.error("payment journal line %d is unreadable; skipped", number + 1)
-                continue
-            if entry.payment_request_id not in self._entries:
-                self._entries[entry.payment_request_id] = entry
-                self._order.append(entry.payment_request_id)
-                self._paid_codes.add(entry.payment_code)
+        # Bytes of payments.jsonl already taken in. Lines appended later, by this process or by
+        # another (`doku-gateway reconcile`), are picked up by _follow(); duplicates by id are
+        # skipped, the first line of a paymentRequestId wins.
+        self._offset = 0
+        self._follow()
         self._delivered = {line.decode() for line in _read_lines(self._delivered_path)}
         self._handled: set[str] = set(self._delivered)
         self._dead_mtime = -1.0
@@ -224,6 +219,7 @@ class FileJournal:
 
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
         async with self._lock:
+            self._follow()  # another process (reconcile) may have journaled it already
             existing = self._entries.get(entry.payment_request_id)
             if existing is not None:
                 return existing, False
@@ -242,7 +238,34 @@ class FileJournal:
         self._new.set()
         return stored, True
 
+    def _follow(self) -> None:
+        try:
+            size = self._entries_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size <= self._offset:
+            return
+        with self._entries_path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read(size - self._offset)
+        # Only complete lines: a torn or still-being-written last line waits for its newline.
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        for line in data[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = JournalEntry.decode(line, str(len(self._order)))
+            except (ValueError, KeyError):
+                _log.error("a payment journal line is unreadable; skipped")
+                continue
+            if entry.payment_request_id not in self._entries:
+                self._entries[entry.payment_request_id] = entry
+                self._order.append(entry.payment_request_id)
+                self._paid_codes.add(entry.payment_code)
+
     async def read(self, shard: int, timeout: float) -> Lease | None:
+        self._follow()
         self._reload_dead()
         pending = [self._entries[p] for p in self._order if p not in self._handled]
         if pending:
@@ -262,6 +285,7 @@ class FileJournal:
         return payment_request_id in self._delivered
 
     async def has_payment(self, payment_code: str) -> bool:
+        self._follow()
         return payment_code in self._paid_codes
 
     async def mark_delivered(self, payment_request_id: str) -> None:

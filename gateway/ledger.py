@@ -363,12 +363,7 @@ class RedisLedger:
 
 def create_ledger(settings: Settings) -> InquiryLedger:
     """Redis when the payment journal is on Redis, else ``payment.journal_dir``."""
-    payment = settings.payment
-    # The same choice as app.create_journal: the ledger lives wherever the journal does.
-    use_redis = payment.journal == "redis" or (
-        payment.journal == "auto" and not settings.cache.url.startswith("memory:")
-    )
-    if use_redis:
+    if settings.journal_on_redis:
         ledger: InquiryLedger = RedisLedger.from_settings(settings.cache)
         return ledger
-    return FileLedger(payment.journal_dir)
+    return FileLedger(settings.payment.journal_dir)

@@ -121,3 +121,20 @@ async def test_file_journal_survives_a_torn_last_line(tmp_path: object) -> None:
     assert lease is not None and [e.payment_request_id for e in lease.entries] == ["PR-1"]
     stored, new = await reopened.append(entry("PR-1"))
     assert not new and stored.payment_request_id == "PR-1"
+
+
+async def test_file_journal_follows_lines_of_another_process(tmp_path: object) -> None:
+    from pathlib import Path
+
+    directory = Path(str(tmp_path))
+    gateway_side = FileJournal(directory)
+    cli_side = FileJournal(directory)  # e.g. `doku-gateway reconcile` in its own process
+    await cli_side.append(entry("PR-CLI", "8889900005555"))
+    assert await gateway_side.has_payment("8889900005555")
+    stored, new = await gateway_side.append(entry("PR-CLI", "8889900005555"))
+    assert not new and stored.payment_request_id == "PR-CLI"
+    await gateway_side.append(entry("PR-GW"))
+    lease = await gateway_side.read(0, timeout=0.01)
+    assert lease is not None
+    assert [e.payment_request_id for e in lease.entries] == ["PR-CLI", "PR-GW"]
+    assert len((directory / "payments.jsonl").read_bytes().splitlines()) == 2

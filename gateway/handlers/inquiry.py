@@ -14,6 +14,7 @@ from prometheus_client.metrics import Counter
 
 from ..asgi import RawRequest, Send, send_json
 from ..exceptions import ResolverError, ResolverUnavailable, SnapError
+from ..ledger import InquiryLedger, LedgerEntry
 from ..log import get_logger
 from ..responses import error_body, json_bytes
 from ..runtime import Runtime
@@ -36,8 +37,9 @@ _STATUS_CASE = {
 
 
 class InquiryHandler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, ledger: InquiryLedger) -> None:
         self.runtime = runtime
+        self.ledger = ledger
         self.path = runtime.settings.paths.inquiry
         self.resolver_timeout = runtime.settings.inquiry.resolver_timeout
         self.open_amount = runtime.settings.inquiry.open_amount_value
@@ -151,6 +153,10 @@ class InquiryHandler:
                 outcome = BillStatus.EXPIRED
             else:
                 body = bill_template(outcome, self.open_amount).render(inquiry)
+                if cached is None:
+                    # Remember what was offered, for `reconcile` if the notification never comes;
+                    # cache hits repeat an entry already made.
+                    await self.ledger.record(LedgerEntry.from_inquiry(inquiry, outcome, rt.clock()))
                 return 200, body, route.name, "bill"
         return (*_error(SnapError(_STATUS_CASE[outcome])), route.name, outcome.value)
 

@@ -13,6 +13,7 @@ from ..asgi import RawRequest, Send, send_json
 from ..delivery import Deliverer
 from ..exceptions import SnapError
 from ..journal import Journal, JournalEntry
+from ..ledger import InquiryLedger
 from ..log import get_logger
 from ..responses import error_body, json_bytes
 from ..runtime import Runtime
@@ -29,8 +30,11 @@ _SERVICE = Service.PAYMENT
 
 
 class PaymentHandler:
-    def __init__(self, runtime: Runtime, journal: Journal, deliverer: Deliverer) -> None:
+    def __init__(
+        self, runtime: Runtime, journal: Journal, deliverer: Deliverer, ledger: InquiryLedger
+    ) -> None:
         self.runtime = runtime
+        self.ledger = ledger
         self.journal = journal
         self.deliverer = deliverer
         self.path = runtime.settings.paths.payment
@@ -97,6 +101,7 @@ class PaymentHandler:
         rt.metrics.payments.labels("new" if new else "duplicate").inc()
         if new:
             await self._invalidate(payment.payment_code)
+            await self._settle(payment.payment_code)
         if (
             self.sync
             and not await self.journal.is_delivered(stored.payment_request_id)
@@ -105,6 +110,13 @@ class PaymentHandler:
             # Journaled, so the background delivery keeps trying; DOKU will also retry.
             return error_body(SnapError(Case.GENERAL_ERROR, detail="payment hook failed"), _SERVICE)
         return 200, render_ack(stored.body)
+
+    async def _settle(self, payment_code: str) -> None:
+        """The VA was paid: `reconcile` need not ask DOKU about it."""
+        try:
+            await self.ledger.settle(payment_code)
+        except Exception:
+            _log.warning("could not settle the inquiry ledger after a payment", exc_info=True)
 
     async def _invalidate(self, payment_code: str) -> None:
         """A paid bill's cached answer must not be served again, unless the VA is reusable."""
