@@ -305,3 +305,91 @@ def test_bad_sentinel_url() -> None:
     with pytest.raises(ConfigError, match="master set"):
         RedisState.from_settings(CacheSettings(url="redis+sentinel://127.0.0.1:26379"), Metrics())
     assert replace(CacheSettings(), url="x").url == "x"
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 50000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def test_cluster_url(tmp_path: Path) -> None:
+    """Three cluster nodes started here, joined with redis-cli; the gateway talks to them."""
+    import shutil
+
+    from .support import _spawn_redis
+
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed")
+    nodes = []
+    try:
+        for index in range(3):
+            directory = tmp_path / f"node{index}"
+            directory.mkdir()
+            port = cluster_port()
+            process = _spawn_redis(
+                port,
+                directory,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / "nodes.conf"),
+            )
+            node = RedisServer(port, process, directory)
+            poll(node.ping)
+            nodes.append(node)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+
+        def cluster_ok() -> bool:
+            info = subprocess.run(
+                ["redis-cli", "-p", str(nodes[0].port), "cluster", "info"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            ).stdout
+            return b"cluster_state:ok" in info
+
+        poll(cluster_ok, timeout=30)
+
+        async def scenario() -> None:
+            url = f"redis+cluster://127.0.0.1:{nodes[0].port}"
+            backend = RedisState.from_settings(CacheSettings(url=url), Metrics())
+            try:
+                await backend.put("8889900001234", BillStatus.EXPIRED, 30)
+                begin = await backend.begin("k", FP1, 60, "8889900001234")
+                assert begin.claim is Claim.NEW and begin.cached is BillStatus.EXPIRED
+                assert (await backend.begin("k", FP2, 60, None)).claim is Claim.CONFLICT
+                assert await backend.acquire("8889900001234", 5)
+                await backend.unlock("8889900001234")
+                assert backend.status()["ok"] is True
+            finally:
+                await backend.close()
+
+        asyncio.run(scenario())
+    finally:
+        for node in nodes:
+            node.stop()
