@@ -36,14 +36,28 @@ def bare_app(answer: bytes) -> Any:
 
 
 async def call(app: Any, request: SignedRequest, external_id: str) -> tuple[int, bytes]:
-    headers = [(k.lower().encode(), v.encode()) for k, v in request.headers.items()
-               if k.lower() != "x-external-id"]
+    headers = [
+        (k.lower().encode(), v.encode())
+        for k, v in request.headers.items()
+        if k.lower() != "x-external-id"
+    ]
     headers.append((b"x-external-id", external_id.encode()))
     headers.append((b"content-length", str(len(request.body)).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": request.path, "raw_path":
-             request.path.encode(), "root_path": "", "query_string": b"", "headers": headers,
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080), "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": request.path,
+        "raw_path": request.path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
     sent = False
     status = 0
     chunks: list[bytes] = []
@@ -84,8 +98,9 @@ async def main() -> None:
     files = ensure_demo_files(directory)
     settings = demo_settings(files, {"DOKU_GATEWAY_CACHE_URL": args.backend})
     app = create_app(settings)
-    simulator = DokuSimulator(files.client_id, files.client_secret,
-                              load_private_key(files.doku_private.read_bytes()))
+    simulator = DokuSimulator(
+        files.client_id, files.client_secret, load_private_key(files.doku_private.read_bytes())
+    )
     async with app.fallback.router.lifespan_context(app.fallback):
         token_request = simulator.token_request()
         status, body = await call(app, token_request, "token")
@@ -100,8 +115,10 @@ async def main() -> None:
     bare = bare_app(answer)
     await measure(bare, request, 500)
     bare_us = await measure(bare, request, args.requests)
-    print(f"gateway {gateway_us:7.1f} us/request   bare starlette {bare_us:7.1f} us/request   "
-          f"gateway work beyond bare: {gateway_us - bare_us:6.1f} us")
+    print(
+        f"gateway {gateway_us:7.1f} us/request   bare starlette {bare_us:7.1f} us/request   "
+        f"gateway work beyond bare: {gateway_us - bare_us:6.1f} us"
+    )
 
 
 if __name__ == "__main__":
