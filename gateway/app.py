@@ -34,7 +34,7 @@ def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
     """The state backend named by ``cache.url``."""
     cache = settings.cache
     if cache.url.startswith("memory:"):
-        return MemoryState(cache.max_entries)
+        return MemoryState(cache.max_entries, cache.replay_max_entries)
     from .redis_state import RedisState  # imported lazily: embedded mode needs no Redis
 
     return RedisState.from_settings(cache, metrics)
@@ -70,7 +70,7 @@ def create_app(
     runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
     journal = journal or create_journal(settings)
     ledger = create_ledger(settings)
-    deliverer = Deliverer(journal, resolvers, settings.payment, metrics)
+    deliverer = Deliverer(journal, resolvers, settings.payment, metrics, state)
     health = HealthHandlers(runtime)
     paths = settings.paths
     transactions = {

@@ -55,28 +55,27 @@ class RawRequest:
         return value.decode("latin-1")
 
     async def body(self, limit: int, timeout: float) -> bytes:
-        """The whole body, refusing more than ``limit`` bytes or a sender slower than ``timeout``.
-
-        The usual request arrives in one message; only a body still streaming pays for a timer.
-        """
+        """The whole body; more than ``limit`` bytes or slower than ``timeout`` is refused."""
         declared = self._headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise SnapError(Case.BAD_REQUEST, detail="invalid Content-Length")
             if int(declared) > limit:
                 raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
-        message = await self.receive()
-        if message["type"] != "http.request":
-            raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            if len(body) > limit:
-                raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
-            return body
-        chunks = [body]
-        size = len(body)
         try:
+            # One timer for the whole body, the first chunk included: a client that sends its
+            # headers and then nothing must not hold a connection and a handler for ever.
             async with asyncio.timeout(timeout):
+                message = await self.receive()
+                if message["type"] != "http.request":
+                    raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
+                body: bytes = message.get("body", b"")
+                if not message.get("more_body", False):
+                    if len(body) > limit:
+                        raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+                    return body
+                chunks = [body]
+                size = len(body)
                 while True:
                     message = await self.receive()
                     if message["type"] != "http.request":
@@ -87,10 +86,9 @@ class RawRequest:
                         raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
                     chunks.append(chunk)
                     if not message.get("more_body", False):
-                        break
+                        return b"".join(chunks)
         except TimeoutError:
             raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
-        return b"".join(chunks)
 
 
 async def send_json(

@@ -105,6 +105,10 @@ class CacheSettings:
     final_ttl: float = 300.0
     #: Margin past the end of the WIB day that X-EXTERNAL-IDs are remembered.
     replay_margin: float = 3600.0
+    #: In-process replay guard (no Redis): X-EXTERNAL-IDs kept at most, each with its answer
+    #: (about 1 KiB). Past this, the oldest of the day are forgotten; size it for a day's
+    #: traffic, or use Redis.
+    replay_max_entries: int = 500_000
     #: Redis: connections per process; callers wait up to ``redis_pool_timeout`` for one.
     redis_max_connections: int = 64
     redis_pool_timeout: float = 1.0

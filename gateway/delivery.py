@@ -22,6 +22,7 @@ from .log import get_logger
 from .metrics import Metrics
 from .snap.models import Bill, Inquiry, Payment
 from .snap.payment import check_amount, parse_payment
+from .state import StateBackend
 
 __all__ = ["Deliverer", "payment_from_entry"]
 
@@ -40,12 +41,19 @@ class _Busy(Exception):
 
 class Deliverer:
     def __init__(
-        self, journal: Journal, resolvers: ResolverSet, settings: PaymentSettings, metrics: Metrics
+        self,
+        journal: Journal,
+        resolvers: ResolverSet,
+        settings: PaymentSettings,
+        metrics: Metrics,
+        state: StateBackend | None = None,
     ) -> None:
         self.journal = journal
+        self.state = state
         self.resolvers = resolvers
         self.settings = settings
         self.metrics = metrics
+        self.state = state
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -92,21 +100,24 @@ class Deliverer:
         return True
 
     async def _run(self, shard: int) -> None:
+        # Nothing may end this loop but stop(): a Redis blip or a full disk must delay
+        # deliveries, never end them while notifications keep being acknowledged.
         while not self._stopping.is_set():
             try:
                 lease = await self.journal.read(shard, timeout=1.0)
+                if lease is None:  # another pod owns this shard
+                    await self._sleep(1.0)
+                    continue
+                for entry in lease.entries:
+                    await self._deliver(shard, entry)
+                    await self.journal.done(shard, entry)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                _log.warning("payment journal unreadable; retrying", exc_info=True)
+                _log.warning(
+                    "payment delivery interrupted by a journal error; retrying", exc_info=True
+                )
                 await self._sleep(1.0)
-                continue
-            if lease is None:  # another pod owns this shard
-                await self._sleep(1.0)
-                continue
-            for entry in lease.entries:
-                await self._deliver(shard, entry)
-                await self.journal.done(shard, entry)
 
     async def _deliver(self, shard: int, entry: JournalEntry) -> None:
         attempts = 0
@@ -167,8 +178,21 @@ class Deliverer:
                     await result
             await self.journal.mark_delivered(prid)
             self.metrics.deliveries.labels("ok").inc()
+            await self._refresh(payment)
         finally:
             await self.journal.unlock(prid)
+
+    async def _refresh(self, payment: Payment) -> None:
+        """The merchant has recorded the payment: drop the "paid, being delivered" answer the
+        notification left in the cache, so the next inquiry asks the resolver again."""
+        if self.state is None:
+            return
+        try:
+            cached = await self.state.get(payment.payment_code)
+            if not (isinstance(cached, Bill) and cached.reusable):
+                await self.state.invalidate(payment.payment_code)
+        except Exception:
+            _log.warning("could not refresh the cached answer after a payment", exc_info=True)
 
     async def _flag(self, route: Route, payment: Payment) -> Payment:
         """Compare the paid amount with what the resolver says the bill is."""

@@ -45,8 +45,9 @@ class JournalEntry:
                 "at": self.received_at,
             },
             separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+            # ASCII escapes: a lone surrogate in a notification must not make it unrecordable.
+            ensure_ascii=True,
+        ).encode("ascii")
 
     @classmethod
     def decode(cls, data: bytes | str, entry_id: str = "") -> JournalEntry:
@@ -122,12 +123,17 @@ class Journal(Protocol):
 
 
 def _fsync_append(path: Path, data: bytes) -> None:
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    if created:
+        # A new file's name lives in its directory: without this, a power cut can lose the
+        # first payment ever acknowledged along with the file.
+        _fsync_dir(path.parent)
 
 
 def _fsync_replace(path: Path, data: bytes) -> None:

@@ -103,14 +103,16 @@ class RedisJournal:
             ],
             args=[data, _KEEP_MS, entry.payment_request_id],
         )
+        # Also for a duplicate: a retry after a failed WAIT must not be acknowledged before the
+        # entry reached the replicas either.
+        if self._settings.wait_replicas:
+            acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
+            if acknowledged < self._settings.wait_replicas:
+                raise OSError(
+                    f"payment reached {acknowledged} replica(s), "
+                    f"{self._settings.wait_replicas} required"
+                )
         if new:
-            if self._settings.wait_replicas:
-                acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
-                if acknowledged < self._settings.wait_replicas:
-                    raise OSError(
-                        f"payment reached {acknowledged} replica(s), "
-                        f"{self._settings.wait_replicas} required"
-                    )
             return _with_id(entry, _text(value)), True
         entry_id, _, stored = _text(value).partition("\n")
         return JournalEntry.decode(stored, entry_id), False

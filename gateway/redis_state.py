@@ -139,7 +139,7 @@ class RedisState:
         self._others = others
         self._cluster = cluster
         self._prefix = f"{settings.prefix}{FORMAT_VERSION}:"
-        self._fallback = MemoryState(settings.max_entries)
+        self._fallback = MemoryState(settings.max_entries, settings.replay_max_entries)
         self._metrics = metrics
         self._retry_interval = settings.redis_retry_interval
         self._down_until = 0.0
@@ -380,8 +380,8 @@ def _decode_cached(value: bytes | None) -> Outcome | None:
 
 
 def _decode_claim(value: bytes | None, fingerprint: str) -> Begin:
-    if value is None:  # expired between the two commands (cluster path): treat as conflict-free
-        return Begin(Claim.CONFLICT)
+    if value is None:  # gone between the two commands (cluster path): let the caller re-claim
+        return Begin(Claim.PENDING)
     if value[1 : 1 + _FP].decode("ascii", "replace") != fingerprint:
         return Begin(Claim.CONFLICT)
     if value[:1] == _DONE:

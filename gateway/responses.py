@@ -19,12 +19,19 @@ from .snap.timestamps import format_timestamp
 __all__ = ["Clock", "TimestampHeader", "error_body", "error_message", "json_bytes", "snap_response"]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 Clock = Callable[[], float]
 
 
 def json_bytes(document: Any) -> bytes:
-    return _ENCODER.encode(document).encode("utf-8")
+    """Compact UTF-8 JSON; ``\\uXXXX`` escapes where a string holds a lone surrogate (valid in
+    JSON text, not encodable as UTF-8), so echoing a strange request never crashes an answer."""
+    text = _ENCODER.encode(document)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII.encode(document).encode("ascii")
 
 
 def error_message(error: SnapError) -> str:

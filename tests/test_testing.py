@@ -316,7 +316,7 @@ async def test_a_body_that_is_not_json_is_a_bad_request(caller: Caller) -> None:
     # Signed over "null", so "{nope" fails the signature before anything reads it.
     assert code(response) == (401, "4012700", "Unauthorized. Signature Not Match")
     response = await caller.send(CREATE_VA, None, body=b"null")
-    assert code(response) == (400, "4002700", "Bad Request: body is not a JSON object")
+    assert code(response) == (400, "4002701", "Invalid Field Format {body}")
 
 
 async def test_duplicate_va_and_unknown_va(caller: Caller) -> None:

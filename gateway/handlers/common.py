@@ -12,11 +12,12 @@ __all__ = ["parse_json"]
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object in its own key order; ``4xx00`` when it is not one."""
+    """The body as a JSON object in its own key order; ``4xx01 Invalid Field Format {body}``
+    when it is not JSON, or not an object."""
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):
-        raise SnapError(Case.BAD_REQUEST, detail="body is not valid JSON") from None
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "body") from None
     if not isinstance(document, dict):
-        raise SnapError(Case.BAD_REQUEST, detail="body is not a JSON object")
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "body")
     return document

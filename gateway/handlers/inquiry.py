@@ -21,8 +21,8 @@ from ..runtime import Runtime
 from ..snap.codes import Case, Service
 from ..snap.inquiry import bill_template, parse_inquiry
 from ..snap.models import Bill, BillStatus, Inquiry, Outcome
-from ..state import Claim, StoredAnswer
-from .transaction import answer, refuse, replay, replay_ttl, verify_transaction
+from ..state import StoredAnswer
+from .transaction import answer, claim, refuse, replay_ttl, verify_transaction
 
 __all__ = ["InquiryHandler"]
 
@@ -72,27 +72,21 @@ class InquiryHandler:
             field_error = error
         ttl = replay_ttl(rt)
         try:
-            begin = await rt.state.begin(
-                verified.replay_key,
-                verified.fingerprint,
+            begin = await claim(
+                rt,
+                send,
+                verified,
                 ttl,
                 inquiry.payment_code if inquiry is not None else None,
+                self.resolver_timeout + 1.0,
+                "inquiry",
+                _SERVICE,
             )
         except Exception:
             _log.exception("state backend failed")
             await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
-        if begin.claim is not Claim.NEW:
-            await replay(
-                rt,
-                send,
-                begin.claim,
-                begin.answer,
-                verified.replay_key,
-                self.resolver_timeout + 1.0,
-                "inquiry",
-                _SERVICE,
-            )
+        if begin is None:
             return
         resolver = "none"
         if field_error is not None:
@@ -100,7 +94,13 @@ class InquiryHandler:
             result = "bad_request"
         else:
             assert inquiry is not None
-            status, body, resolver, result = await self._resolve(inquiry, begin.cached)
+            try:
+                status, body, resolver, result = await self._resolve(inquiry, begin.cached)
+            except Exception:
+                # Whatever went wrong, DOKU gets a SNAP answer and the id is released below.
+                _log.exception("inquiry failed")
+                status, body = _error(SnapError(Case.INTERNAL_ERROR))
+                result = "error"
         if status >= 500:
             await rt.state.release(verified.replay_key)
         else:

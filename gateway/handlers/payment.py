@@ -18,10 +18,10 @@ from ..log import get_logger
 from ..responses import error_body, json_bytes
 from ..runtime import Runtime
 from ..snap.codes import Case, Service
-from ..snap.models import Bill
+from ..snap.models import Bill, BillStatus, Payment
 from ..snap.payment import parse_payment, render_ack
-from ..state import Claim, StoredAnswer
-from .transaction import answer, refuse, replay, replay_ttl, verify_transaction
+from ..state import StoredAnswer
+from .transaction import answer, claim, refuse, replay_ttl, verify_transaction
 
 __all__ = ["PaymentHandler"]
 
@@ -54,17 +54,14 @@ class PaymentHandler:
             await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
         ttl = replay_ttl(rt)
+        wait = rt.settings.payment.hook_timeout + 5.0
         try:
-            begin = await rt.state.begin(verified.replay_key, verified.fingerprint, ttl, None)
+            begin = await claim(rt, send, verified, ttl, None, wait, "payment", _SERVICE)
         except Exception:
             _log.exception("state backend failed")
             await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
-        if begin.claim is not Claim.NEW:
-            wait = rt.settings.payment.hook_timeout + 5.0
-            await replay(
-                rt, send, begin.claim, begin.answer, verified.replay_key, wait, "payment", _SERVICE
-            )
+        if begin is None:
             return
         status, document = await self._record(verified.document)
         body = json_bytes(document)
@@ -100,7 +97,7 @@ class PaymentHandler:
             return error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
         rt.metrics.payments.labels("new" if new else "duplicate").inc()
         if new:
-            await self._invalidate(payment.payment_code)
+            await self._invalidate(payment)
             await self._settle(payment.payment_code)
         if (
             self.sync
@@ -118,13 +115,27 @@ class PaymentHandler:
         except Exception:
             _log.warning("could not settle the inquiry ledger after a payment", exc_info=True)
 
-    async def _invalidate(self, payment_code: str) -> None:
-        """A paid bill's cached answer must not be served again, unless the VA is reusable."""
+    async def _invalidate(self, payment: Payment) -> None:
+        """A paid bill's cached answer must not be served again, unless the VA is reusable.
+
+        Until the merchant's hook has recorded the payment, its resolver still calls a closed
+        bill payable; so a closed bill is answered "already paid" from the cache meanwhile (the
+        delivery drops that entry once the hook returned, and the resolver decides again).
+        """
         state = self.runtime.state
         try:
-            cached = await state.get(payment_code)
-            if not (isinstance(cached, Bill) and cached.reusable):
-                await state.invalidate(payment_code)
+            cached = await state.get(payment.payment_code)
+            if isinstance(cached, Bill) and cached.reusable:
+                return
+            if isinstance(cached, Bill):
+                closed = cached.trx_type == "C"
+            else:
+                closed = payment.trx_type in (None, "C")
+            if closed:
+                ttl = self.runtime.settings.cache.final_ttl
+                await state.put(payment.payment_code, BillStatus.ALREADY_PAID, ttl)
+            else:
+                await state.invalidate(payment.payment_code)
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
 

@@ -18,10 +18,10 @@ from ..runtime import Runtime
 from ..snap.codes import Case, Service
 from ..snap.fields import printable_ascii
 from ..snap.timestamps import epoch_of
-from ..state import Claim, StoredAnswer
+from ..state import Begin, Claim
 from .common import parse_json
 
-__all__ = ["Verified", "answer", "refuse", "replay", "replay_ttl", "verify_transaction"]
+__all__ = ["Verified", "answer", "claim", "refuse", "replay_ttl", "verify_transaction"]
 
 _log = get_logger("transaction")
 _DAY = 86_400
@@ -115,25 +115,41 @@ async def refuse(
     await answer(runtime, send, status, document)
 
 
-async def replay(
+async def claim(
     runtime: Runtime,
     send: Send,
-    claim: Claim,
-    stored: StoredAnswer | None,
-    replay_key: str,
+    verified: Verified,
+    replay_ttl: float,
+    cache_key: str | None,
     wait: float,
     endpoint: str,
     service: Service,
-) -> None:
-    """An X-EXTERNAL-ID seen before: the first answer again for an identical retry (waiting up to
-    ``wait`` seconds if it is still being worked on), ``409xx00`` for a different request."""
-    if claim is Claim.PENDING:
-        stored = await runtime.state.wait(replay_key, wait)
-        claim = Claim.REPLAY if stored is not None else Claim.CONFLICT
-    if claim is Claim.REPLAY and stored is not None:
-        runtime.metrics.replays.labels("identical_retry").inc()
-        await send_json(send, stored.status, stored.body, runtime.timestamp())
-        return
-    runtime.metrics.replays.labels("conflict").inc()
-    conflict = SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
-    await refuse(runtime, send, conflict, endpoint, service)
+) -> Begin | None:
+    """Claim the request's X-EXTERNAL-ID; ``None`` when it has been answered here already.
+
+    Seen before with the identical request: the first answer again, waiting up to ``wait``
+    seconds while the first attempt still runs; if that attempt ended in a 5xx (which releases
+    the id) the retry is processed afresh. Seen with a different request: ``409xx00``.
+    """
+    state = runtime.state
+    for attempt in range(2):
+        begin = await state.begin(verified.replay_key, verified.fingerprint, replay_ttl, cache_key)
+        if begin.claim is Claim.NEW:
+            return begin
+        if begin.claim is Claim.CONFLICT:
+            runtime.metrics.replays.labels("conflict").inc()
+            conflict = SnapError(Case.CONFLICT, detail="X-EXTERNAL-ID already used today")
+            await refuse(runtime, send, conflict, endpoint, service)
+            return None
+        stored = begin.answer
+        if begin.claim is Claim.PENDING and attempt == 0:
+            stored = await state.wait(verified.replay_key, wait)
+        if stored is not None:
+            runtime.metrics.replays.labels("identical_retry").inc()
+            await send_json(send, stored.status, stored.body, runtime.timestamp())
+            return None
+        if begin.claim is Claim.PENDING and attempt == 1:
+            break
+    # The first attempt is still running after the wait: DOKU may try again later.
+    await refuse(runtime, send, SnapError(Case.TIMEOUT), endpoint, service)
+    return None

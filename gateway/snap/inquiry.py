@@ -15,14 +15,15 @@ from ..exceptions import ResolverError, SnapError
 from .amounts import format_amount
 from .codes import Case
 from .fields import optional_str
-from .models import Bill, Inquiry
+from .models import Bill, FreeText, Inquiry
 
 __all__ = ["BillTemplate", "bill_template", "parse_inquiry", "render_bill", "validate_bill"]
 
 # re.ASCII: without it \d accepts any Unicode digit ("٨٨٨٩٩"), which no bank sends.
 _PARTNER_SERVICE_ID = re.compile(r" {0,7}\d{1,8}", re.ASCII)
 _CUSTOMER_NO = re.compile(r"\d{1,20}", re.ASCII)
-_VA_NO = re.compile(r"[ \d]{1,28}", re.ASCII)
+# Space padding on the left only, then digits (length checked separately, 28 at most).
+_VA_NO = re.compile(r" *\d+", re.ASCII)
 _CHANNEL_CODE = re.compile(r"\d{1,4}", re.ASCII)
 # DOKU's create-VA validator allows only these characters in a VA name (spec §7.3).
 _VA_NAME = re.compile(r"[A-Za-z0-9 .\-/+,=_:'@%]{1,255}")
@@ -141,7 +142,11 @@ def validate_bill(bill: Bill) -> None:
         problems.append("email is not an e-mail address")
     if bill.phone is not None and _PHONE.fullmatch(bill.phone) is None:
         problems.append("phone must be 9-30 digits")
-    for line in bill.free_text:
+    if not isinstance(bill.free_text, tuple) or not all(
+        isinstance(line, FreeText) for line in bill.free_text
+    ):
+        problems.append("free_text must be a tuple of FreeText")
+    for line in bill.free_text if isinstance(bill.free_text, tuple) else ():
         if len(line.english) > 64 or len(line.indonesia) > 64:
             problems.append("free_text lines are at most 64 characters")
             break
@@ -210,26 +215,56 @@ class BillTemplate:
 
     def render(self, inquiry: Inquiry) -> bytes:
         p = self.parts
-        return b"".join(
-            (
-                p[0],
-                _string(inquiry.partner_service_id).encode(),
-                p[1],
-                _string(inquiry.customer_no).encode(),
-                p[2],
-                _string(inquiry.virtual_account_no).encode(),
-                p[3],
-                _string(inquiry.inquiry_request_id).encode(),
-                p[4],
-                _string(inquiry.channel or "").encode(),
-                p[5],
+        try:
+            return b"".join(
+                (
+                    p[0],
+                    _string(inquiry.partner_service_id).encode(),
+                    p[1],
+                    _string(inquiry.customer_no).encode(),
+                    p[2],
+                    _string(inquiry.virtual_account_no).encode(),
+                    p[3],
+                    _string(inquiry.inquiry_request_id).encode(),
+                    p[4],
+                    _string(inquiry.channel or "").encode(),
+                    p[5],
+                )
             )
-        )
+        except UnicodeEncodeError:
+            # A lone surrogate in an echoed string (valid JSON, not UTF-8): escape it.
+            ascii_string = json.encoder.py_encode_basestring_ascii
+            return b"".join(
+                (
+                    p[0],
+                    ascii_string(inquiry.partner_service_id).encode(),
+                    p[1],
+                    ascii_string(inquiry.customer_no).encode(),
+                    p[2],
+                    ascii_string(inquiry.virtual_account_no).encode(),
+                    p[3],
+                    ascii_string(inquiry.inquiry_request_id).encode(),
+                    p[4],
+                    ascii_string(inquiry.channel or "").encode(),
+                    p[5],
+                )
+            )
+
+
+def bill_template(bill: Bill, open_amount_value: str = "0.00") -> BillTemplate:
+    """The template of a (validated) bill; cached, since cached bills repeat."""
+    try:
+        return _cached_template(bill, open_amount_value)
+    except TypeError:  # an unhashable field a resolver slipped in: render without the cache
+        return _template(bill, open_amount_value)
 
 
 @functools.lru_cache(maxsize=4096)
-def bill_template(bill: Bill, open_amount_value: str = "0.00") -> BillTemplate:
-    """The template of a (validated) bill; cached, since cached bills repeat."""
+def _cached_template(bill: Bill, open_amount_value: str) -> BillTemplate:
+    return _template(bill, open_amount_value)
+
+
+def _template(bill: Bill, open_amount_value: str) -> BillTemplate:
     markers = [_ECHO.format(i) for i in range(5)]
     probe = Inquiry(markers[0], markers[1], markers[2], "", markers[3], markers[4], {})
     text = json.dumps(

@@ -19,7 +19,8 @@ __all__ = ["check_amount", "parse_payment", "render_ack"]
 
 _PARTNER_SERVICE_ID = re.compile(r" {0,7}\d{1,8}", re.ASCII)
 _CUSTOMER_NO = re.compile(r"\d{1,20}", re.ASCII)
-_VA_NO = re.compile(r"[ \d]{1,28}", re.ASCII)
+# Space padding on the left only, then digits (length checked separately, 28 at most).
+_VA_NO = re.compile(r" *\d+", re.ASCII)
 _TRX_TYPE = re.compile(r"[COV]")
 
 

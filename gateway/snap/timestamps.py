@@ -8,6 +8,7 @@ refused because its instant is unknowable.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
 __all__ = [
@@ -23,11 +24,14 @@ __all__ = [
 WIB = timezone(timedelta(hours=7), "WIB")
 
 _MAX_LENGTH = 40
+# The forms DOKU's senders use (spec §4.2): date, 'T', time, optional fraction, then 'Z' or
+# ±HH:MM. Other ISO-8601 spellings Python would read (week dates, basic format) are refused.
+_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an ISO-8601 X-TIMESTAMP with a zone; raise ``ValueError`` otherwise."""
-    if not value or len(value) > _MAX_LENGTH or "T" not in value:
+    if not value or len(value) > _MAX_LENGTH or _FORM.fullmatch(value) is None:
         raise ValueError("not an ISO-8601 date-time")
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None or parsed.utcoffset() is None:

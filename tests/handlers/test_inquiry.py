@@ -296,8 +296,10 @@ async def test_body_not_a_json_object(
     request = simulator.inquiry_request(token, body_for("8889900001234"))
     response = await client.post(PATH, headers=request.headers, content=raw)
     assert response.status_code == 400
-    assert response.json()["responseCode"] == "4002400"
-    assert "JSON" in response.json()["responseMessage"]
+    assert response.json() == {
+        "responseCode": "4002401",
+        "responseMessage": "Invalid Field Format {body}",
+    }
 
 
 @pytest.mark.parametrize(
@@ -638,3 +640,75 @@ async def test_json_of_answers_is_compact_and_utf8(
     response = await inquire(client, simulator, token, body_for("8889900001234"))
     assert b": " not in response.content
     assert json.loads(response.content) == response.json()
+
+
+# --- review findings ----------------------------------------------------------------------------
+
+
+async def test_headers_then_silence_gets_an_answer(keys: Keys, simulator: DokuSimulator) -> None:
+    settings = make_settings(keys, http={"body_timeout": 0.3})
+    with running_server(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+        request = simulator.inquiry_request(token, body_for("8889900001234"))
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+        writer.write(
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: 10\r\n\r\n".encode()
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+        writer.close()
+    assert b'"responseCode":"4002400"' in answer
+
+
+@pytest.mark.parametrize(
+    "timestamp_form", ["%Y%m%dT%H%M%SZ", "%G-W%V-%uT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S+0000"]
+)
+async def test_unusual_iso_forms_are_refused(
+    client: httpx.AsyncClient, simulator: DokuSimulator, token: str, timestamp_form: str
+) -> None:
+    timestamp = datetime.now(UTC).strftime(timestamp_form)
+    request = simulator.inquiry_request(token, body_for("8889900001234"), timestamp=timestamp)
+    assert (await send(client, request)).json()["responseCode"] == "4002401"
+
+
+async def test_lone_surrogate_is_echoed_escaped_not_crashed(
+    client: httpx.AsyncClient, simulator: DokuSimulator, token: str
+) -> None:
+    document = body_for("8889900001234", inquiryRequestId="\ud800")
+    request = simulator.inquiry_request(token, document, ensure_ascii=True, external_id="sur")
+    first = await send(client, request)
+    again = await send(client, request)
+    assert first.status_code == 200
+    assert b'"inquiryRequestId":"\\ud800"' in first.content
+    assert again.content == first.content
+
+
+async def test_identical_retry_after_a_5xx_is_processed_afresh(
+    scripted_client: httpx.AsyncClient, simulator: DokuSimulator, scripted: Scripted
+) -> None:
+    scripted.outcome = ResolverUnavailable("billing db down")
+    scripted.delay = 0.3
+    token = await simulator.get_token(scripted_client)
+    request = simulator.inquiry_request(token, body_for("8889900001234"), external_id="ext-5xx")
+    first_task = asyncio.create_task(send(scripted_client, request))
+    await asyncio.sleep(0.1)  # the retry arrives while the first attempt is still running
+    retry = await send(scripted_client, request)
+    first = await first_task
+    assert first.json()["responseCode"] == "5042400"
+    assert retry.json()["responseCode"] == "5042400"  # tried again, not 409
+    assert scripted.calls == 2
+
+
+async def test_unhashable_free_text_is_an_invalid_bill(
+    scripted_client: httpx.AsyncClient, simulator: DokuSimulator, scripted: Scripted
+) -> None:
+    from gateway import FreeText
+
+    scripted.outcome = Bill(name="Budi", amount=Decimal("1.00"), free_text=[FreeText("a", "b")])  # type: ignore[arg-type]
+    token = await simulator.get_token(scripted_client)
+    for _ in range(2):
+        response = await inquire(scripted_client, simulator, token, body_for("8889900001234"))
+        assert response.json()["responseCode"] == "5002401"

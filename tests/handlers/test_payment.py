@@ -400,3 +400,62 @@ async def test_demo_resolver_remembers_only_closed_bills() -> None:
         "   88899", "00001234", "   8889900001234", CODE, "r", "C", MappingProxyType({})
     )
     assert await demo.resolve(inquiry) is BillStatus.ALREADY_PAID
+
+
+async def test_paid_closed_bill_is_not_offered_again_while_the_hook_runs(
+    keys: Keys, simulator: DokuSimulator
+) -> None:
+    class SlowHook(Recording):
+        paid = False
+
+        async def resolve(self, inquiry: Inquiry) -> Bill | BillStatus:
+            return BillStatus.ALREADY_PAID if self.paid else Bill(name="B", amount=Decimal("5.00"))
+
+        async def on_payment(self, payment: Payment) -> None:
+            await asyncio.sleep(0.5)
+            self.paid = True
+            self.calls.append(payment)
+
+    resolver = SlowHook()
+    app = create_app(make_settings(keys), resolvers=ResolverSet.single(resolver))
+    with running_server(app) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            inquiry = inquiry_body(CODE, "   88899")
+            before = await simulator.send(http, simulator.inquiry_request(token, inquiry))
+            await post(http, simulator, token, payment_body(CODE, "   88899", "5.00"))
+            during = await simulator.send(http, simulator.inquiry_request(token, inquiry))
+            await wait_for(lambda: len(resolver.calls) == 1)
+            after = await simulator.send(http, simulator.inquiry_request(token, inquiry))
+    assert before.json()["responseCode"] == "2002400"
+    assert during.json()["responseCode"] == "4042414"
+    assert after.json()["responseCode"] == "4042414"
+
+
+async def test_delivery_survives_journal_errors(tmp_path: Path) -> None:
+    from gateway.config import PaymentSettings
+    from gateway.delivery import Deliverer
+    from gateway.journal import FileJournal, JournalEntry
+    from gateway.metrics import Metrics
+
+    class Flaky(FileJournal):
+        failures = 1
+
+        async def done(self, shard: int, entry: JournalEntry) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("disk full")
+            await super().done(shard, entry)
+
+    journal = Flaky(tmp_path)
+    resolver = Recording()
+    deliverer = Deliverer(journal, ResolverSet.single(resolver), PaymentSettings(), Metrics())
+    for index in range(3):
+        document = payment_body(CODE, "   88899", "1.00", payment_request_id=f"P{index}")
+        await journal.append(JournalEntry(f"P{index}", CODE, "88899", document, time.time()))
+    await deliverer.start()
+    try:
+        await wait_for(lambda: len(resolver.calls) == 3, timeout=15)
+    finally:
+        await deliverer.stop()
+    assert [p.payment_request_id for p in resolver.calls] == ["P0", "P1", "P2"]

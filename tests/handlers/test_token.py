@@ -120,8 +120,8 @@ async def test_signature_not_base64(client: httpx.AsyncClient, simulator: DokuSi
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
-        (b"not json", "4007300", None),
-        (b"[]", "4007300", None),
+        (b"not json", "4007301", "body"),
+        (b"[]", "4007301", "body"),
         (b"{}", "4007302", "grantType"),
         (json.dumps({"grantType": "password"}).encode(), "4007301", "grantType"),
     ],

@@ -105,7 +105,6 @@ def test_parse_exposes_the_body_read_only(body: dict[str, Any]) -> None:
         (" 88899", "12345", " 8889912345", "8889912345"),  # Mandiri sample: one space
         ("12345678", "1", "123456781", "123456781"),
         ("       1", "2", "       12", "12"),
-        ("   88899", "12345", "   88899 12345", "8889912345"),
     ],
 )
 def test_parse_accepts_any_padding_and_keeps_it(
@@ -366,7 +365,7 @@ def test_render_echoes_request_strings_byte_for_byte(body: dict[str, Any]) -> No
     document = body | {
         "partnerServiceId": " 88899",
         "customerNo": "0012345",
-        "virtualAccountNo": " 88899 0012345",
+        "virtualAccountNo": "  888990012345",
         "inquiryRequestId": "DIPCVA003T240913101610069TxXxsQnHAYA",
         "additionalInfo": {"channel": "VIRTUAL_ACCOUNT_BANK_DANAMON"},
     }
@@ -376,7 +375,7 @@ def test_render_echoes_request_strings_byte_for_byte(body: dict[str, Any]) -> No
     assert data["additionalInfo"]["channel"] == "VIRTUAL_ACCOUNT_BANK_DANAMON"
     wire = json.dumps(data, separators=(",", ":")).encode("utf-8")
     assert b'"partnerServiceId":" 88899"' in wire
-    assert b'"virtualAccountNo":" 88899 0012345"' in wire
+    assert b'"virtualAccountNo":"  888990012345"' in wire
 
 
 @pytest.mark.parametrize(
@@ -485,3 +484,15 @@ def test_rendered_answer_is_plain_json(body: dict[str, Any]) -> None:
     inquiry: Inquiry = parse_inquiry(body)
     document = render_bill(inquiry, _bill(trx_type="O", max_amount=Decimal("1"), trx_id="INV-1"))
     assert json.loads(json.dumps(document)) == document
+
+
+@pytest.mark.parametrize("va_no", [" 88899 0012345", "888990012345 ", "88899\t0012345"])
+def test_spaces_are_padding_only(body: dict[str, Any], va_no: str) -> None:
+    document = body | {
+        "partnerServiceId": " 88899",
+        "customerNo": "0012345",
+        "virtualAccountNo": va_no,
+    }
+    with pytest.raises(SnapError) as info:
+        parse_inquiry(document)
+    assert (info.value.case, info.value.field) == (Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
