@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .asgi import GatewayApp
+from .asgi import Deadlines, GatewayApp
 from .config import Settings
 from .delivery import Deliverer
 from .dispatch import ResolverSet
@@ -84,6 +84,8 @@ def create_app(
         Route("/metrics", health.metrics, methods=["GET"]),
     ]
 
+    deadlines = Deadlines()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.resolvers.startup(runtime.invalidate)
@@ -99,6 +101,7 @@ def create_app(
         try:
             yield
         finally:
+            await deadlines.stop()
             await deliverer.stop()
             await journal.close()
             await ledger.close()
@@ -108,4 +111,4 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.journal = journal
-    return GatewayApp(app, transactions)
+    return GatewayApp(app, transactions, deadlines)

@@ -15,7 +15,7 @@ from typing import Any
 from .exceptions import SnapError
 from .snap.codes import Case
 
-__all__ = ["ASGIApp", "GatewayApp", "RawRequest", "send_json"]
+__all__ = ["ASGIApp", "Deadlines", "GatewayApp", "RawRequest", "send_json"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,9 +30,10 @@ _JSON = (b"content-type", b"application/json")
 class RawRequest:
     """The parts of an HTTP request the SNAP handlers read, without building a framework object."""
 
-    __slots__ = ("_headers", "method", "path", "query", "receive")
+    __slots__ = ("_deadlines", "_headers", "method", "path", "query", "receive")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, deadlines: Deadlines | None = None) -> None:
+        self._deadlines = deadlines
         # ASGI servers give lower-case header names; a repeated header keeps its first value.
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
@@ -62,33 +63,47 @@ class RawRequest:
                 raise SnapError(Case.BAD_REQUEST, detail="invalid Content-Length")
             if int(declared) > limit:
                 raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+        deadlines = self._deadlines
+        if deadlines is None:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._read(limit)
+            except TimeoutError:
+                raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
+        # The whole body, first chunk included, is read under a deadline: a client that sends
+        # its headers and then nothing must not hold a connection and a handler for ever.
+        task = deadlines.watch(timeout)
         try:
-            # One timer for the whole body, the first chunk included: a client that sends its
-            # headers and then nothing must not hold a connection and a handler for ever.
-            async with asyncio.timeout(timeout):
-                message = await self.receive()
-                if message["type"] != "http.request":
-                    raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
-                body: bytes = message.get("body", b"")
-                if not message.get("more_body", False):
-                    if len(body) > limit:
-                        raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
-                    return body
-                chunks = [body]
-                size = len(body)
-                while True:
-                    message = await self.receive()
-                    if message["type"] != "http.request":
-                        raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return b"".join(chunks)
-        except TimeoutError:
-            raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
+            return await self._read(limit)
+        except asyncio.CancelledError:
+            if deadlines.expired(task):
+                raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
+            raise
+        finally:
+            deadlines.unwatch(task)
+
+    async def _read(self, limit: int) -> bytes:
+        message = await self.receive()
+        if message["type"] != "http.request":
+            raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                raise SnapError(Case.BAD_REQUEST, detail="client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 async def send_json(
@@ -105,12 +120,65 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+class Deadlines:
+    """Cancels requests still reading their body past a deadline, checked every ``tick``.
+
+    A dictionary entry per request instead of a loop timer per request (``asyncio.timeout``
+    schedules and cancels one): on the hot path that difference is measurable, and a deadline
+    of seconds does not need sub-second precision.
+    """
+
+    def __init__(self, tick: float = 0.25) -> None:
+        self.tick = tick
+        self._watched: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def watch(self, timeout: float) -> asyncio.Task[Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        self._watched[task] = loop.time() + timeout
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep(), name="doku-gateway-deadlines")
+        return task
+
+    def unwatch(self, task: asyncio.Task[Any]) -> None:
+        self._watched.pop(task, None)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        if task in self._expired:
+            self._expired.discard(task)
+            task.uncancel()
+            return True
+        return False
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._watched:
+            await asyncio.sleep(self.tick)
+            now = loop.time()
+            for task, deadline in list(self._watched.items()):
+                if deadline <= now:
+                    del self._watched[task]
+                    self._expired.add(task)
+                    task.cancel()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+
+
 class GatewayApp:
     """Dispatches ``POST`` to the SNAP paths straight to their handlers; all else to Starlette."""
 
-    def __init__(self, fallback: ASGIApp, routes: Mapping[str, Handler]) -> None:
+    def __init__(
+        self, fallback: ASGIApp, routes: Mapping[str, Handler], deadlines: Deadlines | None = None
+    ) -> None:
         self.fallback = fallback
         self.routes = dict(routes)
+        self.deadlines = deadlines or Deadlines()
         self.state: Any = getattr(fallback, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +186,7 @@ class GatewayApp:
             handler = self.routes.get(scope["path"])
             if handler is not None:
                 if scope["method"] == "POST":
-                    await handler(RawRequest(scope, receive), send)
+                    await handler(RawRequest(scope, receive, self.deadlines), send)
                 else:
                     await _not_allowed(send)
                 return
