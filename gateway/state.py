@@ -96,7 +96,10 @@ class MemoryState:
 
     def __init__(self, max_answers: int = 100_000, max_replay_ids: int = 200_000) -> None:
         self._answers: TTLCache[str, Outcome] = TTLCache(max_answers)
-        self._replay: OrderedDict[str, tuple[str, float, StoredAnswer | None]] = OrderedDict()
+        # (fingerprint, expires, status, body); status 0 while the answer is pending. Plain
+        # tuples of atoms only, so the collector stops tracking them (a NamedTuple inside would
+        # keep every entry tracked, and full collections would walk the whole day's ids).
+        self._replay: OrderedDict[str, tuple[str, float, int, bytes]] = OrderedDict()
         self._waiters: dict[str, asyncio.Event] = {}
         self._max_replay = max_replay_ids
 
@@ -108,10 +111,10 @@ class MemoryState:
         if entry is not None and entry[1] > now:
             if entry[0] != fingerprint:
                 return Begin(Claim.CONFLICT)
-            if entry[2] is not None:
-                return Begin(Claim.REPLAY, answer=entry[2])
+            if entry[2]:
+                return Begin(Claim.REPLAY, answer=StoredAnswer(entry[2], entry[3]))
             return Begin(Claim.PENDING)
-        self._replay[replay_key] = (fingerprint, now + replay_ttl, None)
+        self._replay[replay_key] = (fingerprint, now + replay_ttl, 0, b"")
         if entry is not None:
             self._replay.move_to_end(replay_key)
         self._trim(now)
@@ -124,7 +127,7 @@ class MemoryState:
         entry = self._replay.get(replay_key)
         if entry is None or entry[0] != fingerprint:
             return
-        self._replay[replay_key] = (entry[0], entry[1], answer)
+        self._replay[replay_key] = (entry[0], entry[1], answer.status, answer.body)
         self._wake(replay_key)
 
     async def release(self, replay_key: str) -> None:
@@ -135,8 +138,8 @@ class MemoryState:
         entry = self._replay.get(replay_key)
         if entry is None:
             return None
-        if entry[2] is not None:
-            return entry[2]
+        if entry[2]:
+            return StoredAnswer(entry[2], entry[3])
         event = self._waiters.setdefault(replay_key, asyncio.Event())
         try:
             async with asyncio.timeout(timeout):
@@ -144,7 +147,7 @@ class MemoryState:
         except TimeoutError:
             return None
         entry = self._replay.get(replay_key)
-        return None if entry is None else entry[2]
+        return None if entry is None or not entry[2] else StoredAnswer(entry[2], entry[3])
 
     def _wake(self, replay_key: str) -> None:
         event = self._waiters.pop(replay_key, None)
