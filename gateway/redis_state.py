@@ -48,11 +48,19 @@ T = TypeVar("T")
 
 # One round trip for the hot path: claim the X-EXTERNAL-ID and read the cached answer.
 # Returns {0, cached answer or false} for a new claim, {1, existing value} otherwise.
+# On a hit the claim keeps the cached outcome ('H' + fingerprint + outcome): an identical retry
+# is rendered from it again, so a hit needs no second command to store its answer.
 _BEGIN = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {1, existing} end
+if #KEYS > 1 then
+  local cached = redis.call('GET', KEYS[2])
+  if cached then
+    redis.call('SET', KEYS[1], ARGV[3] .. cached, 'PX', ARGV[2])
+    return {0, cached}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if #KEYS > 1 then return {0, redis.call('GET', KEYS[2])} end
 return {0, false}
 """
 _UNLOCK = """
@@ -61,6 +69,7 @@ return 0
 """
 _PENDING = b"P"
 _DONE = b"D"
+_HIT = b"H"
 _FP = 64  # hex SHA-256 fingerprint length
 _POLL = 0.02
 
@@ -149,6 +158,7 @@ class RedisState:
         self._begin_sha = hashlib.sha1(_BEGIN.encode()).hexdigest()  # noqa: S324 (Redis's id)
         self._unlock = client.register_script(_UNLOCK)
         self._locks: dict[str, bytes] = {}
+        self._decoded: dict[bytes, Outcome] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.redis_up.set(1)
 
@@ -210,20 +220,22 @@ class RedisState:
             ttl_ms = max(int(replay_ttl * 1000), 1)
             if self._batch is not None:
                 keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
+                hit = _HIT + fingerprint.encode()
                 found, value = await self._batch.script(
-                    self._begin_sha, _BEGIN, keys, [claim, ttl_ms]
+                    self._begin_sha, _BEGIN, keys, [claim, ttl_ms, hit]
                 )
                 if found:
-                    return _decode_claim(value, fingerprint)
-                return Begin(Claim.NEW, cached=_decode_cached(value))
+                    return self._decode_claim(value, fingerprint)
+                cached = self._decode_cached(value)
+                return Begin(Claim.NEW, cached=cached, stored=cached is not None)
             # Cluster: the replay and answer keys live in different slots; send both at once.
-            claimed, cached = await asyncio.gather(
+            claimed, raw = await asyncio.gather(
                 self._redis.set(key, claim, px=ttl_ms, nx=True),
                 self._redis.get(self._answer_key(cache_key)) if cache_key else _none(),
             )
             if not claimed:
-                return _decode_claim(await self._redis.get(key), fingerprint)
-            return Begin(Claim.NEW, cached=_decode_cached(cached))
+                return self._decode_claim(await self._redis.get(key), fingerprint)
+            return Begin(Claim.NEW, cached=self._decode_cached(raw))
 
         return await self._run(
             remote, lambda: self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
@@ -278,7 +290,7 @@ class RedisState:
 
     async def get(self, cache_key: str) -> Outcome | None:
         async def remote() -> Outcome | None:
-            return _decode_cached(await self._redis.get(self._answer_key(cache_key)))
+            return self._decode_cached(await self._redis.get(self._answer_key(cache_key)))
 
         return await self._run(remote, lambda: self._fallback.get(cache_key))
 
@@ -333,7 +345,7 @@ class RedisState:
             while time.monotonic() < deadline:
                 value, lock = await self._redis.mget(answer_key, lock_key)
                 if value is not None:
-                    return _decode_cached(value)
+                    return self._decode_cached(value)
                 if lock is None:
                     return None
                 await asyncio.sleep(_POLL)
@@ -364,29 +376,40 @@ class RedisState:
     def status(self) -> Mapping[str, Any]:
         return {"backend": "redis", "ok": self._up, "degraded": not self._up}
 
+    def _decode_cached(self, value: bytes | None) -> Outcome | None:
+        if value is None:
+            return None
+        # The same few bills come back thousands of times: decode each byte string once.
+        outcome = self._decoded.get(value)
+        if outcome is not None:
+            return outcome
+        try:
+            outcome = decode_outcome(value)
+        except ValueError:
+            _log.warning("ignoring an undecodable cache entry")
+            return None
+        if len(self._decoded) >= 4096:
+            self._decoded.clear()
+        self._decoded[bytes(value)] = outcome
+        return outcome
+
+    def _decode_claim(self, value: bytes | None, fingerprint: str) -> Begin:
+        if value is None:  # gone between two commands (cluster path): let the caller re-claim
+            return Begin(Claim.PENDING)
+        if value[1 : 1 + _FP].decode("ascii", "replace") != fingerprint:
+            return Begin(Claim.CONFLICT)
+        kind = value[:1]
+        if kind == _DONE:
+            return Begin(Claim.REPLAY, answer=_decode_answer(value))
+        if kind == _HIT:
+            cached = self._decode_cached(value[1 + _FP :])
+            if cached is not None:
+                return Begin(Claim.RENDER, cached=cached, stored=True)
+        return Begin(Claim.PENDING)
+
 
 async def _none() -> None:
     return None
-
-
-def _decode_cached(value: bytes | None) -> Outcome | None:
-    if value is None:
-        return None
-    try:
-        return decode_outcome(value)
-    except ValueError:
-        _log.warning("ignoring an undecodable cache entry")
-        return None
-
-
-def _decode_claim(value: bytes | None, fingerprint: str) -> Begin:
-    if value is None:  # gone between the two commands (cluster path): let the caller re-claim
-        return Begin(Claim.PENDING)
-    if value[1 : 1 + _FP].decode("ascii", "replace") != fingerprint:
-        return Begin(Claim.CONFLICT)
-    if value[:1] == _DONE:
-        return Begin(Claim.REPLAY, answer=_decode_answer(value))
-    return Begin(Claim.PENDING)
 
 
 def _decode_answer(value: bytes) -> StoredAnswer:

@@ -33,12 +33,18 @@ class Claim(enum.Enum):
     REPLAY = "replay"  # identical request already answered: send the stored answer
     PENDING = "pending"  # identical request still in flight: wait for its answer
     CONFLICT = "conflict"  # same id, different request: 409
+    # identical request first answered from a cached outcome the backend kept with the claim:
+    # render that outcome again (Redis: saves storing every cache-hit answer separately)
+    RENDER = "render"
 
 
 class Begin(NamedTuple):
     claim: Claim
     answer: StoredAnswer | None = None
     cached: Outcome | None = None
+    #: The backend already kept what an identical retry needs (the cached outcome, with the
+    #: claim): ``finish`` is not needed for this request's answer.
+    stored: bool = False
 
 
 class StateBackend(Protocol):

@@ -393,3 +393,32 @@ def test_cluster_url(tmp_path: Path) -> None:
     finally:
         for node in nodes:
             node.stop()
+
+
+async def test_identical_retry_of_a_cache_hit_renders_the_kept_outcome(
+    keys: Keys, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    settings = make_settings(keys, cache={"url": redis_server.url})
+    simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)
+    with running_server(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            body = inquiry_body("8889900001234", "   88899")
+            miss = simulator.inquiry_request(token, body, external_id="miss")
+            assert (await simulator.send(http, miss)).status_code == 200
+            hit = simulator.inquiry_request(token, body, external_id="hit")
+            first = await simulator.send(http, hit)
+            before = await commands(raw)
+            again = await simulator.send(http, hit)
+            after = await commands(raw)
+            other = simulator.inquiry_request(
+                token, inquiry_body("8889900005678", "   88899"), external_id="hit"
+            )
+            conflict = await simulator.send(http, other)
+    assert again.content == first.content
+    assert conflict.json()["responseCode"] == "4092400"
+    keys_found = [k async for k in raw.scan_iter(match="doku-gateway:v1:r:*hit")]
+    assert len(keys_found) == 1 and (await raw.get(keys_found[0]))[:1] == b"H"
+    # The retry cost one EVALSHA and no separate write of its answer.
+    assert after.get("evalsha", 0) - before.get("evalsha", 0) == 1
+    assert after.get("set", 0) == before.get("set", 0)

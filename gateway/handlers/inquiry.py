@@ -103,7 +103,7 @@ class InquiryHandler:
                 result = "error"
         if status >= 500:
             await rt.state.release(verified.replay_key)
-        else:
+        elif not begin.stored:
             await rt.state.finish(
                 verified.replay_key, verified.fingerprint, StoredAnswer(status, body), ttl
             )

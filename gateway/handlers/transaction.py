@@ -127,6 +127,9 @@ async def claim(
 ) -> Begin | None:
     """Claim the request's X-EXTERNAL-ID; ``None`` when it has been answered here already.
 
+    The :class:`Begin` returned is ``NEW`` (go ahead) or ``RENDER`` (an identical retry of a
+    cache hit whose outcome the backend kept: answer from ``begin.cached`` again).
+
     Seen before with the identical request: the first answer again, waiting up to ``wait``
     seconds while the first attempt still runs; if that attempt ended in a 5xx (which releases
     the id) the retry is processed afresh. Seen with a different request: ``409xx00``.
@@ -135,6 +138,9 @@ async def claim(
     for attempt in range(2):
         begin = await state.begin(verified.replay_key, verified.fingerprint, replay_ttl, cache_key)
         if begin.claim is Claim.NEW:
+            return begin
+        if begin.claim is Claim.RENDER:  # identical retry of a cache hit: render it again
+            runtime.metrics.replays.labels("identical_retry").inc()
             return begin
         if begin.claim is Claim.CONFLICT:
             runtime.metrics.replays.labels("conflict").inc()
