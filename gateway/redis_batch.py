@@ -2,7 +2,8 @@
 
 Under load many inquiries reach their Redis step in the same turn of the loop. Sending each
 command on its own costs a pool checkout, a write and a read per command in Python; one
-pipelined round trip for all of them costs that once. Callers still await their own result.
+pipelined round trip for all of them costs that once, and while a batch is on the wire the next
+one gathers behind it. Callers still await their own result.
 """
 
 from __future__ import annotations
@@ -10,31 +11,31 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 __all__ = ["Batcher"]
 
 
 class Batcher:
-    """Queues commands and flushes them as one non-transactional pipeline per loop turn."""
+    """Queues commands; one sender task writes everything queued as one pipeline on its own
+    connection and reads the replies, while the next batch gathers behind it."""
 
-    def __init__(self, client: Any, max_batch: int = 256) -> None:
+    def __init__(self, client: Any, max_batch: int = 512) -> None:
         self._client = client
         self._max_batch = max_batch
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._scripts: dict[str, str] = {}
+        self._wakeup: asyncio.Event | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._connection: Any = None
 
     def submit(self, *command: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((command, future))
-        if len(self._pending) >= self._max_batch:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        if self._sender is None or self._sender.done():
+            self._wakeup = asyncio.Event()
+            self._sender = asyncio.get_running_loop().create_task(self._run())
+        assert self._wakeup is not None
+        self._wakeup.set()
         return future
 
     def fire(self, *command: Any) -> None:
@@ -43,51 +44,68 @@ class Batcher:
 
     async def script(self, sha: str, source: str, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA in the batch; loads the script once if Redis does not know it (a restart)."""
-        self._scripts[sha] = source
         try:
             return await self.submit("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
             await self._client.script_load(source)
             return await self.submit("EVALSHA", sha, len(keys), *keys, *args)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        task = asyncio.create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            if not self._pending:
+                wakeup.clear()
+                await wakeup.wait()
+            # Let every request that is ready this turn queue its command first.
+            await asyncio.sleep(0)
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            await self._send(batch)
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for command, _ in batch:
-            pipe.execute_command(*command)
         try:
-            results = await pipe.execute(raise_on_error=False)
+            connection = self._connection
+            if connection is None:
+                connection = await self._client.connection_pool.get_connection()
+                self._connection = connection
+            await connection.send_packed_command(
+                connection.pack_commands([command for command, _ in batch])
+            )
+            for _, future in batch:
+                try:
+                    result = await connection.read_response()
+                except ResponseError as exc:
+                    result = exc
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
         except BaseException as exc:
+            broken, self._connection = self._connection, None
+            if broken is not None:
+                await broken.disconnect()
+                await self._client.connection_pool.release(broken)
+            error = exc if isinstance(exc, Exception) else ConnectionError("cancelled")
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(
-                        exc if isinstance(exc, Exception) else ConnectionError("cancelled")
-                    )
+                    future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
 
     async def drain(self) -> None:
-        """Wait for everything queued so far (shutdown)."""
-        if self._pending:
-            self._flush()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Send what is queued, then stop the sender and give its connection back."""
+        if self._pending and self._sender is not None and not self._sender.done():
+            futures = [future for _, future in self._pending]
+            await asyncio.gather(*futures, return_exceptions=True)
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        if self._connection is not None:
+            await self._client.connection_pool.release(self._connection)
+            self._connection = None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
