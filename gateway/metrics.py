@@ -6,12 +6,90 @@ number (unbounded cardinality, and payment data does not belong in monitoring).
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "LoopCounter", "LoopHistogram", "Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class LoopCounter:
+    """A labelled counter for the per-request hot path: plain numbers, no lock.
+
+    Only the event loop's thread touches it (handlers, and ``/metrics``, which runs on the same
+    loop), so prometheus_client's per-increment mutex buys nothing there but cost.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self._children: dict[tuple[str, ...], Count] = {}
+
+    def labels(self, *values: str) -> Count:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = Count()
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self._children.items():
+            family.add_metric(list(values), child.value)
+        yield family
+
+
+class Buckets:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class LoopHistogram:
+    """The histogram counterpart of :class:`LoopCounter`."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.bounds = tuple(buckets)
+        self._children: dict[tuple[str, ...], Buckets] = {}
+
+    def labels(self, *values: str) -> Buckets:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = Buckets(self.bounds)
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self._children.items():
+            cumulative, total = [], 0
+            for bound, count in zip((*self.bounds, float("inf")), child.counts, strict=True):
+                total += count
+                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), total))
+            family.add_metric(list(values), cumulative, child.sum)
+        yield family
 
 
 class Metrics:
@@ -20,30 +98,29 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.inquiries = Counter(
+        self.inquiries = LoopCounter(
             "doku_gateway_inquiries",
             "Inquiries answered, by resolver and result.",
             ["resolver", "result"],
-            registry=r,
         )
-        self.inquiry_latency = Histogram(
+        self.inquiry_latency = LoopHistogram(
             "doku_gateway_inquiry_duration_seconds",
             "Time from request received to answer ready, by resolver.",
             ["resolver"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
+        self.cache = LoopCounter(
+            "doku_gateway_cache_lookups",
+            "Answer cache lookups, by result (hit or miss).",
+            ["result"],
+        )
+        for hot in (self.inquiries, self.inquiry_latency, self.cache):
+            r.register(hot)
         self.resolver_latency = Histogram(
             "doku_gateway_resolver_duration_seconds",
             "Time spent inside resolver plugins (cache misses only).",
             ["resolver"],
             buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.cache = Counter(
-            "doku_gateway_cache_lookups",
-            "Answer cache lookups, by result (hit or miss).",
-            ["result"],
             registry=r,
         )
         self.signature_failures = Counter(

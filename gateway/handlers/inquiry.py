@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client.metrics import Counter
-
 from ..asgi import RawRequest, Send, send_json
 from ..exceptions import ResolverError, ResolverUnavailable, SnapError
 from ..ledger import InquiryLedger, LedgerEntry
 from ..log import get_logger
+from ..metrics import Count
 from ..responses import error_body, json_bytes
 from ..runtime import Runtime
 from ..snap.codes import Case, Service
@@ -48,7 +47,7 @@ class InquiryHandler:
         self._latency = {
             r.name: metrics.inquiry_latency.labels(r.name) for r in runtime.resolvers.routes
         }
-        self._results: dict[tuple[str, str], Counter] = {}
+        self._results: dict[tuple[str, str], Count] = {}
         self._cache_hit = metrics.cache.labels("hit")
         self._cache_miss = metrics.cache.labels("miss")
 
