@@ -193,7 +193,9 @@ def _print_demo_banner(settings: Settings, demo_dir: str) -> None:
         f"{settings.credentials.client_id})\n"
         f"  token:   POST {base}{settings.paths.token}\n"
         f"  inquiry: POST {base}{settings.paths.inquiry}\n"
+        f"  payment: POST {base}{settings.paths.payment}\n"
         f"  try:     .venv/bin/doku-gateway simulate --url {base} 8889900001234 8889911700001\n"
+        f"           .venv/bin/doku-gateway simulate --url {base} pay 8889900001234\n"
         "  demo customerNo prefixes: 117 paid, 118 expired, 119 not found, 116 open amount,\n"
         "  anything else a closed bill of 25000.00",
         flush=True,
