@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.snap.canonical import body_candidates, minify, sha256_hex
 
@@ -142,3 +144,25 @@ def test_candidates_survive_a_lone_surrogate() -> None:
     raw = b'{"name": "\\ud800"}'
     candidates = list(body_candidates(raw, json.loads(raw)))
     assert candidates == [("minified-ascii", b'{"name":"\\ud800"}'), ("raw", raw)]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=6))
+def test_minify_matches_json_dumps_exactly(document: dict[str, Any]) -> None:
+    for ensure_ascii in (False, True):
+        expected = json.dumps(document, separators=(",", ":"), ensure_ascii=ensure_ascii)
+        try:
+            wanted = expected.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form either way
+            with pytest.raises(UnicodeEncodeError):
+                minify(document, ensure_ascii=ensure_ascii)
+            continue
+        assert minify(document, ensure_ascii=ensure_ascii) == wanted
