@@ -20,13 +20,19 @@ class Batcher:
     """Queues commands; one sender task writes everything queued as one pipeline on its own
     connection and reads the replies, while the next batch gathers behind it."""
 
-    def __init__(self, client: Any, max_batch: int = 512) -> None:
+    def __init__(self, client: Any, timeout: float, max_batch: int = 512) -> None:
         self._client = client
+        self._timeout = timeout
         self._max_batch = max_batch
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._connection: Any = None
+        # Its own connection, without a per-read timeout: one timer bounds the whole batch's
+        # round trip instead of one timer per reply.
+        pool = client.connection_pool
+        self._connection: Any = pool.connection_class(
+            **{**pool.connection_kwargs, "socket_timeout": None}
+        )
 
     def submit(self, *command: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -64,30 +70,30 @@ class Batcher:
             await self._send(batch)
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        connection = self._connection
         try:
-            connection = self._connection
-            if connection is None:
-                connection = await self._client.connection_pool.get_connection()
-                self._connection = connection
-            await connection.send_packed_command(
-                connection.pack_commands([command for command, _ in batch])
-            )
-            for _, future in batch:
-                try:
-                    result = await connection.read_response()
-                except ResponseError as exc:
-                    result = exc
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            async with asyncio.timeout(self._timeout):
+                if not connection.is_connected:
+                    # connect(), not the implicit connect of a send: a Sentinel-managed
+                    # connection asks the sentinels for the master only there.
+                    await connection.connect()
+                await connection.send_packed_command(
+                    connection.pack_commands([command for command, _ in batch])
+                )
+                for _, future in batch:
+                    try:
+                        result = await connection.read_response()
+                    except ResponseError as exc:
+                        result = exc
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
         except BaseException as exc:
-            broken, self._connection = self._connection, None
-            if broken is not None:
-                await broken.disconnect()
-                await self._client.connection_pool.release(broken)
+            # The stream may hold unread replies: start over on a fresh connection next time.
+            await connection.disconnect()
             error = exc if isinstance(exc, Exception) else ConnectionError("cancelled")
             for _, future in batch:
                 if not future.done():
@@ -96,16 +102,14 @@ class Batcher:
                 raise
 
     async def drain(self) -> None:
-        """Send what is queued, then stop the sender and give its connection back."""
+        """Send what is queued, then stop the sender and close its connection."""
         if self._pending and self._sender is not None and not self._sender.done():
             futures = [future for _, future in self._pending]
             await asyncio.gather(*futures, return_exceptions=True)
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
-        if self._connection is not None:
-            await self._client.connection_pool.release(self._connection)
-            self._connection = None
+        await self._connection.disconnect()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -154,7 +154,7 @@ class RedisState:
         self._down_until = 0.0
         self._up = True
         # Cluster pipelines split by slot; there, commands go one by one.
-        self._batch = None if cluster else Batcher(client)
+        self._batch = None if cluster else Batcher(client, settings.redis_command_timeout)
         self._begin_sha = hashlib.sha1(_BEGIN.encode()).hexdigest()  # noqa: S324 (Redis's id)
         self._unlock = client.register_script(_UNLOCK)
         self._locks: dict[str, bytes] = {}

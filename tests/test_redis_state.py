@@ -286,6 +286,8 @@ def test_sentinel_url(tmp_path: Path) -> None:
             try:
                 await backend.put("42", BillStatus.ALREADY_PAID, 30)
                 assert await backend.get("42") is BillStatus.ALREADY_PAID
+                begin = await backend.begin("s", FP1, 60, "42")
+                assert begin.claim is Claim.NEW and begin.cached is BillStatus.ALREADY_PAID
                 assert backend.status()["ok"] is True
             finally:
                 await backend.close()
