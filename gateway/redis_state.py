@@ -191,11 +191,14 @@ class RedisState:
             self._failed(exc)
             return await fallback()
         if not self._up:
-            self._up = True
-            self._down_until = 0.0
-            self._metrics.redis_up.set(1)
-            _log.warning("Redis is reachable again; shared cache and replay guard restored")
+            self._recovered()
         return result
+
+    def _recovered(self) -> None:
+        self._up = True
+        self._down_until = 0.0
+        self._metrics.redis_up.set(1)
+        _log.warning("Redis is reachable again; shared cache and replay guard restored")
 
     def _failed(self, exc: BaseException) -> None:
         self._metrics.redis_errors.inc()
@@ -214,32 +217,42 @@ class RedisState:
     async def begin(
         self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
     ) -> Begin:
-        async def remote() -> Begin:
-            key = self._replay_key(replay_key)
-            claim = _PENDING + fingerprint.encode()
-            ttl_ms = max(int(replay_ttl * 1000), 1)
-            if self._batch is not None:
-                keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
-                hit = _HIT + fingerprint.encode()
-                found, value = await self._batch.script(
-                    self._begin_sha, _BEGIN, keys, [claim, ttl_ms, hit]
-                )
-                if found:
-                    return self._decode_claim(value, fingerprint)
-                cached = self._decode_cached(value)
-                return Begin(Claim.NEW, cached=cached, stored=cached is not None)
-            # Cluster: the replay and answer keys live in different slots; send both at once.
-            claimed, raw = await asyncio.gather(
-                self._redis.set(key, claim, px=ttl_ms, nx=True),
-                self._redis.get(self._answer_key(cache_key)) if cache_key else _none(),
-            )
-            if not claimed:
-                return self._decode_claim(await self._redis.get(key), fingerprint)
-            return Begin(Claim.NEW, cached=self._decode_cached(raw))
+        # The hot path, so _run()'s logic is spelled out here without its closures.
+        if self._down_until and time.monotonic() < self._down_until:
+            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+        try:
+            begin = await self._begin(replay_key, fingerprint, replay_ttl, cache_key)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+        if not self._up:
+            self._recovered()
+        return begin
 
-        return await self._run(
-            remote, lambda: self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+    async def _begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        key = self._replay_key(replay_key)
+        claim = _PENDING + fingerprint.encode()
+        ttl_ms = max(int(replay_ttl * 1000), 1)
+        if self._batch is not None:
+            keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
+            hit = _HIT + fingerprint.encode()
+            found, value = await self._batch.script(
+                self._begin_sha, _BEGIN, keys, [claim, ttl_ms, hit]
+            )
+            if found:
+                return self._decode_claim(value, fingerprint)
+            cached = self._decode_cached(value)
+            return Begin(Claim.NEW, cached=cached, stored=cached is not None)
+        # Cluster: the replay and answer keys live in different slots; send both at once.
+        claimed, raw = await asyncio.gather(
+            self._redis.set(key, claim, px=ttl_ms, nx=True),
+            self._redis.get(self._answer_key(cache_key)) if cache_key else _none(),
         )
+        if not claimed:
+            return self._decode_claim(await self._redis.get(key), fingerprint)
+        return Begin(Claim.NEW, cached=self._decode_cached(raw))
 
     async def finish(
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
