@@ -34,11 +34,9 @@ class RawRequest:
 
     def __init__(self, scope: Scope, receive: Receive, deadlines: Deadlines | None = None) -> None:
         self._deadlines = deadlines
-        # ASGI servers give lower-case header names; a repeated header keeps its first value.
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name, value)
-        self._headers = headers
+        # ASGI servers give lower-case header names; a repeated header keeps its first value
+        # (reversed, so the first occurrence is the one that stays in the dict).
+        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         query = scope.get("query_string", b"")

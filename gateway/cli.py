@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=http.port,
         log_config=None,
         access_log=http.access_log,
-        proxy_headers=True,
+        proxy_headers=http.proxy_headers,
         forwarded_allow_ips=http.forwarded_allow_ips,
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -60,7 +60,9 @@ class HttpSettings:
     #: Seconds a client may take to send its whole body before it gets ``4002400``.
     body_timeout: float = 10.0
     access_log: bool = False
-    #: Trust X-Forwarded-* from these addresses (uvicorn's ``forwarded_allow_ips``).
+    #: Read X-Forwarded-For/-Proto from ``forwarded_allow_ips`` (uvicorn's proxy headers).
+    #: Off by default: the gateway uses no client address, and it saves a layer per request.
+    proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     #: Prefix a reverse proxy strips before forwarding; signatures cover the path DOKU called.
     path_prefix: str = ""
