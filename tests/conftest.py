@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.snap.keys import generate_private_key
+from gateway.testing import FakeDoku, create_fake_doku
 
-from .support import Keys, RedisServer, start_redis
+from .support import Keys, RedisServer, running_server, start_redis
 
 DATA = Path(__file__).parent / "data"
 
@@ -29,6 +30,20 @@ def vectors() -> dict[str, Any]:
 def keys() -> Keys:
     """Real RSA-2048 keys for DOKU's side and the merchant's side, made once per session."""
     return Keys(doku=generate_private_key(), merchant=generate_private_key())
+
+
+@pytest.fixture
+def fake(keys: Keys) -> FakeDoku:
+    """DOKU's API as the merchant's client sees it (gateway.testing), verifying signatures."""
+    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
+
+
+@pytest.fixture
+def url(fake: FakeDoku) -> Iterator[str]:
+    """The fake DOKU served by a real uvicorn on a free loopback port."""
+    with running_server(fake.app) as base:
+        yield base
+        fake.stall_seconds = 0  # release any stalled request so the server stops at once
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from gateway.cli_doku import register
 from gateway.doku_client import TOKEN_PATH
 from gateway.snap.keys import private_key_pem, public_key_pem
 from gateway.snap.va import CREATE_VA
-from gateway.testing import FakeDoku, create_fake_doku
+from gateway.testing import FakeDoku
 
-from .support import Keys, running_server
+from .support import Keys
 
 
 @pytest.fixture
@@ -42,17 +41,6 @@ name = "demo"
 use = "gateway.demo:DemoResolver"
 """)
     return path
-
-
-@pytest.fixture
-def fake(keys: Keys) -> FakeDoku:
-    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
-
-
-@pytest.fixture
-def url(fake: FakeDoku) -> Iterator[str]:
-    with running_server(fake.app) as base:
-        yield base
 
 
 def run(*argv: str) -> int:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from gateway.journal import FileJournal
 from gateway.ledger import FileLedger, LedgerEntry
 from gateway.snap.keys import private_key_pem, public_key_pem
 from gateway.snap.va import CHECK_STATUS
-from gateway.testing import FakeDoku, create_fake_doku
+from gateway.testing import FakeDoku
 
-from .support import Keys, running_server
+from .support import Keys
 
 PARTNER = "   88899"
 NOTHING = {
@@ -64,17 +63,6 @@ name = "demo"
 use = "gateway.demo:DemoResolver"
 """)
     return path
-
-
-@pytest.fixture
-def fake(keys: Keys) -> FakeDoku:
-    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
-
-
-@pytest.fixture
-def url(fake: FakeDoku) -> Iterator[str]:
-    with running_server(fake.app) as base:
-        yield base
 
 
 def run(*argv: str) -> int:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -77,18 +76,6 @@ def credentials(keys: Keys) -> Credentials:
         keys.merchant,
         keys.merchant.public_key(),
     )
-
-
-@pytest.fixture
-def fake(keys: Keys) -> FakeDoku:
-    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
-
-
-@pytest.fixture
-def url(fake: FakeDoku) -> Iterator[str]:
-    with running_server(fake.app) as base:
-        yield base
-        fake.stall_seconds = 0  # release any stalled request so the server stops at once
 
 
 def make_client(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,9 +25,9 @@ from gateway.redis_journal import RedisJournal
 from gateway.simulator import payment_body
 from gateway.snap.payment import parse_payment
 from gateway.snap.va import CHECK_STATUS, CheckStatusResult, CreateVaRequest
-from gateway.testing import FakeDoku, create_fake_doku
+from gateway.testing import FakeDoku
 
-from .support import Keys, RedisServer, running_server
+from .support import Keys, RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -76,18 +76,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     yield pair
     await pair.ledger.close()
     await pair.journal.close()
-
-
-@pytest.fixture
-def fake(keys: Keys) -> FakeDoku:
-    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
-
-
-@pytest.fixture
-def url(fake: FakeDoku) -> Iterator[str]:
-    with running_server(fake.app) as base:
-        yield base
-        fake.stall_seconds = 0  # release stalled requests so the server stops at once
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,17 +40,6 @@ def create_body(customer: str = "1001", **changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
-
-
-@pytest.fixture
-def fake(keys: Keys) -> FakeDoku:
-    return create_fake_doku(keys.client_id, keys.client_secret, keys.merchant.public_key())
-
-
-@pytest.fixture
-def url(fake: FakeDoku) -> Iterator[str]:
-    with running_server(fake.app) as base:
-        yield base
 
 
 @pytest.fixture
