@@ -347,11 +347,7 @@ class FakeDoku:
         request = UpdateVaRequest.from_body(document)
         key = request.virtual_account_no.replace(" ", "")
         with self._lock:
-            current = self._vas.get(key)
-            if current is None:
-                raise SnapError(Case.VIRTUAL_ACCOUNT_NOT_FOUND)
-            if current.trx_id != request.trx_id:
-                raise SnapError(Case.INCONSISTENT_REQUEST)
+            current = self._existing(key, request.trx_id)
             changes = {
                 name: getattr(request, name)
                 for name in _UPDATABLE
@@ -362,15 +358,20 @@ class FakeDoku:
             self._vas[key] = updated
         return _success(endpoint, {"virtualAccountData": _va_data(updated)})
 
+    def _existing(self, key: str, trx_id: str) -> CreateVaRequest:
+        """The VA an update or delete names (caller holds the lock); DOKU's codes if not."""
+        current = self._vas.get(key)
+        if current is None:
+            raise SnapError(Case.VIRTUAL_ACCOUNT_NOT_FOUND)
+        if current.trx_id != trx_id:
+            raise SnapError(Case.INCONSISTENT_REQUEST)
+        return current
+
     async def _delete(self, endpoint: Endpoint, document: dict[str, Any]) -> dict[str, Any]:
         request = DeleteVaRequest.from_body(document)
         key = request.virtual_account_no.replace(" ", "")
         with self._lock:
-            current = self._vas.get(key)
-            if current is None:
-                raise SnapError(Case.VIRTUAL_ACCOUNT_NOT_FOUND)
-            if current.trx_id != request.trx_id:
-                raise SnapError(Case.INCONSISTENT_REQUEST)
+            self._existing(key, request.trx_id)
             del self._vas[key]
         return _success(endpoint, {"virtualAccountData": request.to_body()})
 
