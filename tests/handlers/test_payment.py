@@ -102,7 +102,14 @@ async def test_demo_flow_pay_then_already_paid(keys: Keys, simulator: DokuSimula
             while not await paid():
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
+            # "Already paid" comes from the cache at once; the hook's delivery may still be
+            # running, so wait for it before reading the counters.
+            delivered = 'doku_gateway_payment_deliveries_total{result="ok"} 1.0'
             metrics = (await http.get("/metrics")).text
+            while delivered not in metrics:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+                metrics = (await http.get("/metrics")).text
     assert 'doku_gateway_payment_notifications_total{result="new"} 1.0' in metrics
     assert 'doku_gateway_payment_notifications_total{result="duplicate"} 4.0' in metrics
     assert 'doku_gateway_payment_deliveries_total{result="ok"} 1.0' in metrics
@@ -207,7 +214,10 @@ async def test_dead_letter_then_replay_from_the_cli(
                 payment_body(CODE, "   88899", "1.00", payment_request_id="PR-DEAD"),
             )
             await wait_for(lambda: len(journal_lines(directory, "dead.jsonl")) == 1)
-            assert "doku_gateway_payment_dead_letters 1.0" in (await http.get("/metrics")).text
+            deadline = time.monotonic() + 10
+            while "doku_gateway_payment_dead_letters 1.0" not in (await http.get("/metrics")).text:
+                assert time.monotonic() < deadline, "the dead-letter gauge never moved"
+                await asyncio.sleep(0.05)
             demo_dir = tmp_path / "demo"
             demo_dir.mkdir()
             (demo_dir / "journal").symlink_to(directory)
