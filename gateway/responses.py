@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -66,8 +67,6 @@ class TimestampHeader:
         now = self._clock()
         second = int(now)
         if second != self._second:
-            from datetime import UTC, datetime
-
             self._value = format_timestamp(datetime.fromtimestamp(second, UTC))
             self._second = second
         return self._value

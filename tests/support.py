@@ -29,6 +29,7 @@ __all__ = [
     "poll",
     "running_server",
     "start_redis",
+    "write_config",
 ]
 
 
@@ -72,6 +73,38 @@ def make_settings(keys: Keys, env: Mapping[str, str] | None = None, **sections: 
         sections = {**sections, "payment": {**data["payment"], **sections["payment"]}}
     data.update(sections)
     return settings_from_mapping(data, env or {})
+
+
+_DEMO_RESOLVER = """
+[[resolvers]]
+name = "demo"
+use = "gateway.demo:DemoResolver"
+"""
+
+
+def write_config(
+    directory: Path,
+    keys: Keys,
+    sections: str = "",
+    *,
+    client_secret: str | None = None,
+    resolvers: str = _DEMO_RESOLVER,
+) -> Path:
+    """A TOML config with the keys as files in ``directory``, plus ``sections`` (TOML text)."""
+    (directory / "doku.pem").write_bytes(public_key_pem(keys.doku.public_key()))
+    (directory / "merchant.pem").write_bytes(private_key_pem(keys.merchant))
+    config = directory / "gateway.toml"
+    config.write_text(f"""
+[doku]
+client_id = "{keys.client_id}"
+client_secret = "{client_secret or keys.client_secret}"
+public_key = "file:{directory / "doku.pem"}"
+
+[merchant]
+private_key = "file:{directory / "merchant.pem"}"
+{sections}
+{resolvers}""")
+    return config
 
 
 @contextlib.contextmanager

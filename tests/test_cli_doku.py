@@ -11,36 +11,15 @@ import pytest
 
 from gateway.cli_doku import register
 from gateway.doku_client import TOKEN_PATH
-from gateway.snap.keys import private_key_pem, public_key_pem
 from gateway.snap.va import CREATE_VA
 from gateway.testing import FakeDoku
 
-from .support import Keys
+from .support import Keys, write_config
 
 
 @pytest.fixture
 def config(tmp_path: Path, keys: Keys) -> Path:
-    (tmp_path / "doku.pem").write_bytes(public_key_pem(keys.doku.public_key()))
-    (tmp_path / "merchant.pem").write_bytes(private_key_pem(keys.merchant))
-    path = tmp_path / "gateway.toml"
-    path.write_text(f"""
-[doku]
-client_id = "{keys.client_id}"
-client_secret = "{keys.client_secret}"
-public_key = "file:{tmp_path / "doku.pem"}"
-
-[merchant]
-private_key = "file:{tmp_path / "merchant.pem"}"
-
-[client]
-timeout = 5
-retries = 0
-
-[[resolvers]]
-name = "demo"
-use = "gateway.demo:DemoResolver"
-""")
-    return path
+    return write_config(tmp_path, keys, "[client]\ntimeout = 5\nretries = 0\n")
 
 
 def run(*argv: str) -> int:

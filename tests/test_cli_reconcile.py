@@ -14,11 +14,10 @@ import pytest
 from gateway.cli_reconcile import register
 from gateway.journal import FileJournal
 from gateway.ledger import FileLedger, LedgerEntry
-from gateway.snap.keys import private_key_pem, public_key_pem
 from gateway.snap.va import CHECK_STATUS
 from gateway.testing import FakeDoku
 
-from .support import Keys
+from .support import Keys, write_config
 
 PARTNER = "   88899"
 NOTHING = {
@@ -39,30 +38,15 @@ def journal_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path, keys: Keys, journal_dir: Path) -> Path:
-    (tmp_path / "doku.pem").write_bytes(public_key_pem(keys.doku.public_key()))
-    (tmp_path / "merchant.pem").write_bytes(private_key_pem(keys.merchant))
-    path = tmp_path / "gateway.toml"
-    path.write_text(f"""
-[doku]
-client_id = "{keys.client_id}"
-client_secret = "{keys.client_secret}"
-public_key = "file:{tmp_path / "doku.pem"}"
-
-[merchant]
-private_key = "file:{tmp_path / "merchant.pem"}"
-
+    sections = f"""
 [client]
 timeout = 5
 retries = 0
 
 [payment]
 journal_dir = "{journal_dir}"
-
-[[resolvers]]
-name = "demo"
-use = "gateway.demo:DemoResolver"
-""")
-    return path
+"""
+    return write_config(tmp_path, keys, sections)
 
 
 def run(*argv: str) -> int:

@@ -14,43 +14,34 @@ import httpx
 import pytest
 
 from gateway.simulator import DokuSimulator, inquiry_body
-from gateway.snap.keys import private_key_pem, public_key_pem
 
-from .support import Keys, RedisServer, free_port, poll
+from .support import Keys, RedisServer, free_port, poll, write_config
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_config(directory: Path, keys: Keys, redis_url: str, log: Path) -> Path:
-    (directory / "doku.pem").write_bytes(public_key_pem(keys.doku.public_key()))
-    (directory / "merchant.pem").write_bytes(private_key_pem(keys.merchant))
-    config = directory / "gateway.toml"
-    config.write_text(f"""
-[doku]
-client_id = "{keys.client_id}"
-client_secret = "env:TEST_CLIENT_SECRET"
-public_key = "file:{directory / "doku.pem"}"
-
-[merchant]
-private_key = "file:{directory / "merchant.pem"}"
-
-[cache]
-url = "{redis_url}"
-
+def pod_config(directory: Path, keys: Keys, redis_url: str, log: Path) -> Path:
+    resolvers = f"""
 [[resolvers]]
 name = "counting"
 use = "tests.resolvers:PaymentCountingResolver"
 options = {{ log = "{log}", delay = 0.3, payments = "{log}.payments" }}
-""")
-    return config
+"""
+    return write_config(
+        directory,
+        keys,
+        f'[cache]\nurl = "{redis_url}"\n',
+        client_secret="env:TEST_CLIENT_SECRET",
+        resolvers=resolvers,
+    )
 
 
 @pytest.fixture
 def pods(tmp_path: Path, keys: Keys, redis_server: RedisServer) -> Iterator[tuple[list[str], Path]]:
     log = tmp_path / "calls.log"
-    config = write_config(tmp_path, keys, redis_server.url, log)
+    config = pod_config(tmp_path, keys, redis_server.url, log)
     env = {**os.environ, "TEST_CLIENT_SECRET": keys.client_secret, "PYTHONPATH": str(ROOT)}
     processes, urls = [], []
     try:

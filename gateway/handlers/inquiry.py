@@ -8,7 +8,6 @@ ASGI request and renders cached bills from pre-formatted templates.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ..asgi import RawRequest, Send, send_json
 from ..exceptions import ResolverError, ResolverUnavailable, SnapError
@@ -21,7 +20,7 @@ from ..snap.codes import Case, Service
 from ..snap.inquiry import bill_template, parse_inquiry
 from ..snap.models import Bill, BillStatus, Inquiry, Outcome
 from ..state import StoredAnswer
-from .transaction import answer, claim, refuse, replay_ttl, verify_transaction
+from .transaction import admit, answer, claim, replay_ttl
 
 __all__ = ["InquiryHandler"]
 
@@ -54,14 +53,8 @@ class InquiryHandler:
     async def handle(self, request: RawRequest, send: Send) -> None:
         started = time.perf_counter()
         rt = self.runtime
-        try:
-            verified = await verify_transaction(rt, request, "inquiry", self.path)
-        except SnapError as error:
-            await self._refuse(send, error)
-            return
-        except Exception:
-            _log.exception("inquiry verification failed")
-            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+        verified = await admit(rt, request, send, "inquiry", self.path, _SERVICE)
+        if verified is None:
             return
         inquiry: Inquiry | None = None
         field_error: SnapError | None = None
@@ -83,7 +76,7 @@ class InquiryHandler:
             )
         except Exception:
             _log.exception("state backend failed")
-            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            await answer(rt, send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
         if begin is None:
             return
@@ -158,12 +151,6 @@ class InquiryHandler:
                     await self.ledger.record(LedgerEntry.from_inquiry(inquiry, outcome, rt.clock()))
                 return 200, body, route.name, "bill"
         return (*_error(SnapError(_STATUS_CASE[outcome])), route.name, outcome.value)
-
-    async def _refuse(self, send: Send, error: SnapError) -> None:
-        await refuse(self.runtime, send, error, "inquiry", _SERVICE)
-
-    async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
-        await answer(self.runtime, send, status, document)
 
 
 def _error(error: SnapError) -> tuple[int, bytes]:

@@ -21,7 +21,7 @@ from ..snap.codes import Case, Service
 from ..snap.models import Bill, BillStatus, Payment
 from ..snap.payment import parse_payment, render_ack
 from ..state import StoredAnswer
-from .transaction import answer, claim, refuse, replay_ttl, verify_transaction
+from .transaction import admit, answer, claim, replay_ttl
 
 __all__ = ["PaymentHandler"]
 
@@ -44,14 +44,9 @@ class PaymentHandler:
 
     async def handle(self, request: RawRequest, send: Send) -> None:
         rt = self.runtime
-        try:
-            verified = await verify_transaction(rt, request, "payment", self.path)
-        except SnapError as error:
-            await self._refuse(send, error)
-            return
-        except Exception:
-            _log.exception("payment verification failed")
-            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+        # DOKU's SDK answers 4012701 for a bad token here, BI says 4012501 (spec §8.3).
+        verified = await admit(rt, request, send, "payment", self.path, _SERVICE, self.token_code)
+        if verified is None:
             return
         ttl = replay_ttl(rt)
         wait = rt.settings.payment.hook_timeout + 5.0
@@ -59,11 +54,16 @@ class PaymentHandler:
             begin = await claim(rt, send, verified, ttl, None, wait, "payment", _SERVICE)
         except Exception:
             _log.exception("state backend failed")
-            await self._answer(send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
+            await answer(rt, send, *error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE))
             return
         if begin is None:
             return
-        status, document = await self._record(verified.document)
+        try:
+            status, document = await self._record(verified.document)
+        except Exception:
+            # Nothing acknowledged, and the id released below so DOKU's retry is processed.
+            _log.exception("payment notification failed")
+            status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
         body = json_bytes(document)
         if status >= 500:
             await rt.state.release(verified.replay_key)
@@ -138,10 +138,3 @@ class PaymentHandler:
                 await state.invalidate(payment.payment_code)
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
-
-    async def _refuse(self, send: Send, error: SnapError) -> None:
-        # DOKU's SDK answers 4012701 for a bad token here, BI says 4012501 (spec §8.3).
-        await refuse(self.runtime, send, error, "payment", _SERVICE, self.token_code)
-
-    async def _answer(self, send: Send, status: int, document: dict[str, Any]) -> None:
-        await answer(self.runtime, send, status, document)

@@ -21,7 +21,15 @@ from ..snap.timestamps import epoch_of
 from ..state import Begin, Claim
 from .common import parse_json
 
-__all__ = ["Verified", "answer", "claim", "refuse", "replay_ttl", "verify_transaction"]
+__all__ = [
+    "Verified",
+    "admit",
+    "answer",
+    "claim",
+    "refuse",
+    "replay_ttl",
+    "verify_transaction",
+]
 
 _log = get_logger("transaction")
 _DAY = 86_400
@@ -113,6 +121,27 @@ async def refuse(
         metrics.signature_failures.labels(endpoint, error.reason).inc()
     _log.info("%s refused: %s %s", endpoint, document["responseCode"], document["responseMessage"])
     await answer(runtime, send, status, document)
+
+
+async def admit(
+    runtime: Runtime,
+    request: RawRequest,
+    send: Send,
+    endpoint: str,
+    path: str,
+    service: Service,
+    invalid_token_code: str | None = None,
+) -> Verified | None:
+    """:func:`verify_transaction`, answering its refusal (or an unexpected failure, as
+    ``5xx01`` without details) here; ``None`` once answered."""
+    try:
+        return await verify_transaction(runtime, request, endpoint, path)
+    except SnapError as error:
+        await refuse(runtime, send, error, endpoint, service, invalid_token_code)
+    except Exception:
+        _log.exception("%s verification failed", endpoint)
+        await answer(runtime, send, *error_body(SnapError(Case.INTERNAL_ERROR), service))
+    return None
 
 
 async def claim(
