@@ -30,15 +30,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .doku_client import TOKEN_PATH
-from .exceptions import SnapError
-from .handlers.common import parse_json
-from .responses import error_body, json_bytes, snap_response
-from .snap.amounts import format_amount
-from .snap.codes import Case, Service
-from .snap.signature import SymmetricSigner, verify_asymmetric
-from .snap.timestamps import format_timestamp, parse_timestamp, within_window
-from .snap.va import (
+from ..doku_client import TOKEN_PATH
+from ..exceptions import SnapError
+from ..handlers.common import parse_json
+from ..responses import error_body, json_bytes, snap_response
+from ..snap.amounts import format_amount
+from ..snap.codes import Case, Service
+from ..snap.signature import SymmetricSigner, verify_asymmetric
+from ..snap.timestamps import format_timestamp, parse_timestamp, within_window
+from ..snap.va import (
     CHECK_STATUS,
     CREATE_VA,
     DELETE_VA,
