@@ -48,7 +48,7 @@ RUN set -eu; \
     set -f; \
     echo "installing: $specs $PLUGINS"; \
     pip install $specs $PLUGINS; \
-    python -c "from gateway.loader import available_resolvers as a; print('resolvers:', a())"; \
+    python -c "from gateway.resolvers.loader import available_resolvers as a; print('resolvers:', a())"; \
     doku-gateway --help > /dev/null
 
 # ---- runtime ---------------------------------------------------------------------------------

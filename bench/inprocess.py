@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.app import create_app
-from gateway.demo import demo_settings, ensure_demo_files
-from gateway.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.resolvers.demo import demo_settings, ensure_demo_files
 from gateway.snap.keys import load_private_key
+from gateway.web.app import create_app
 
 
 def bare_app(answer: bytes) -> Any:

@@ -36,8 +36,8 @@ from typing import IO, Any
 
 import httpx
 
-from gateway.demo import DemoFiles, ensure_demo_files
-from gateway.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.resolvers.demo import DemoFiles, ensure_demo_files
 from gateway.snap.keys import load_private_key
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,24 +5,22 @@ Resolver authors need only this module::
     from gateway import Bill, BillStatus, Inquiry, ResolverUnavailable
 """
 
-from .app import create_app
 from .config import Settings, load_settings
-from .dispatch import ResolverSet
-from .doku_client import DokuClient
+from .doku.client import DokuClient
 from .exceptions import (
     ConfigError,
     DokuError,
     DokuProtocolError,
     DokuUnavailable,
-    GatewayError,
     ResolverError,
     ResolverUnavailable,
-    SignatureError,
-    SnapError,
 )
-from .resolver import PaymentHook, Resolver, ResolverContext, ResolverFactory
+from .resolvers.contract import PaymentHook, Resolver, ResolverContext, ResolverFactory
+from .resolvers.dispatch import ResolverSet
+from .snap.errors import GatewayError, SignatureError, SnapError
 from .snap.inquiry import validate_bill
 from .snap.models import Bill, BillStatus, FreeText, Inquiry, Outcome, Payment, TrxType
+from .web.app import create_app
 
 __version__ = "0.1.0"
 

@@ -94,6 +94,23 @@ class InquirySettings:
     open_amount_value: Literal["0.00", "0"] = "0.00"
 
 
+#: ``cache.url`` schemes: in-process, then the Redis deployments ``gateway._redis.connect`` knows.
+CACHE_SCHEMES = (
+    "memory",
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
+
+
+def is_memory_url(url: str) -> bool:
+    """Whether ``cache.url`` names the in-process backend (``memory://``)."""
+    return url.split("://", 1)[0] == "memory"
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     #: ``memory://`` (in-process) or a Redis URL.
@@ -201,9 +218,7 @@ class Settings:
     def journal_on_redis(self) -> bool:
         """Whether the payment journal (and the inquiry ledger) live in Redis."""
         journal = self.payment.journal
-        return journal == "redis" or (
-            journal == "auto" and not self.cache.url.startswith("memory:")
-        )
+        return journal == "redis" or (journal == "auto" and not is_memory_url(self.cache.url))
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -482,21 +497,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("security.token_lifetime", "must be at least 60 seconds")
     if settings.payment.shards < 1 or settings.payment.max_attempts < 1:
         raise ConfigError("payment.shards", "payment.shards and payment.max_attempts must be >= 1")
-    if settings.payment.journal == "redis" and settings.cache.url.startswith("memory:"):
+    if settings.payment.journal == "redis" and is_memory_url(settings.cache.url):
         raise ConfigError("payment.journal", "redis journal needs a Redis cache.url")
     if not settings.client.base_url.startswith(("https://", "http://")):
         raise ConfigError("client.base_url", "must be an http(s) URL")
     if settings.inquiry.resolver_timeout <= 0:
         raise ConfigError("inquiry.resolver_timeout", "must be positive")
     scheme = settings.cache.url.split("://", 1)[0]
-    schemes = (
-        "memory",
-        "redis",
-        "rediss",
-        "unix",
-        "redis+sentinel",
-        "redis+cluster",
-        "rediss+cluster",
-    )
-    if scheme not in schemes:
-        raise ConfigError("cache.url", f"scheme must be one of {', '.join(schemes)}")
+    if scheme not in CACHE_SCHEMES:
+        raise ConfigError("cache.url", f"scheme must be one of {', '.join(CACHE_SCHEMES)}")

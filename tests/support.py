@@ -65,7 +65,9 @@ def make_settings(keys: Keys, env: Mapping[str, str] | None = None, **sections: 
             "public_key": public_key_pem(keys.doku.public_key()).decode(),
         },
         "merchant": {"private_key": private_key_pem(keys.merchant).decode()},
-        "resolvers": [{"name": "demo", "use": "gateway.demo:DemoResolver", "default": True}],
+        "resolvers": [
+            {"name": "demo", "use": "gateway.resolvers.demo:DemoResolver", "default": True}
+        ],
         # Each app gets its own journal directory: parallel-safe, nothing left in the repo.
         "payment": {"journal_dir": tempfile.mkdtemp(prefix="doku-gateway-journal-")},
     }
@@ -78,7 +80,7 @@ def make_settings(keys: Keys, env: Mapping[str, str] | None = None, **sections: 
 _DEMO_RESOLVER = """
 [[resolvers]]
 name = "demo"
-use = "gateway.demo:DemoResolver"
+use = "gateway.resolvers.demo:DemoResolver"
 """
 
 

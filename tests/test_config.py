@@ -20,7 +20,7 @@ def base(keys: Keys) -> dict[str, Any]:
             "public_key": public_key_pem(keys.doku.public_key()).decode(),
         },
         "merchant": {"private_key": private_key_pem(keys.merchant).decode()},
-        "resolvers": [{"use": "gateway.demo:DemoResolver"}],
+        "resolvers": [{"use": "gateway.resolvers.demo:DemoResolver"}],
     }
 
 
@@ -60,7 +60,7 @@ timestamp_skew = 120
 
 [[resolvers]]
 name = "main"
-use = "gateway.demo:DemoResolver"
+use = "gateway.resolvers.demo:DemoResolver"
 partner_service_ids = ["   88899", "12345"]
 timeout = 1.5
 options = {{ amount = "10000.00" }}
@@ -179,7 +179,7 @@ def test_resolver_options_may_reference_secrets(keys: Keys, tmp_path: Path) -> N
     data = base(keys)
     data["resolvers"] = [
         {
-            "use": "gateway.demo:DemoResolver",
+            "use": "gateway.resolvers.demo:DemoResolver",
             "options": {
                 "headers": {"Authorization": "env:API_KEY"},
                 "dsn": f"file:{tmp_path / 'dsn'}",

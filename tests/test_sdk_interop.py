@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.simulator import inquiry_body
+from gateway.doku.simulator import inquiry_body
 from gateway.snap.keys import private_key_pem, public_key_pem
+from gateway.web.app import create_app
 
 from .support import Keys, make_settings, running_server
 
@@ -125,7 +125,7 @@ def test_sdk_signed_payment_notification_end_to_end(base_url: str, keys: Keys) -
     closed demo bill then answers "already paid"."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gateway.simulator import payment_body
+    from gateway.doku.simulator import payment_body
 
     token = sdk_token(base_url, keys)
     code = "8889900077777"

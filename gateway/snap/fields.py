@@ -6,12 +6,13 @@ Each check raises :class:`~gateway.exceptions.SnapError` naming the field with i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..exceptions import SnapError
 from .codes import Case
+from .errors import SnapError
 
 __all__ = [
     "optional_object",
@@ -78,3 +79,15 @@ def _check_str(value: Any, path: str, max_length: int, pattern: re.Pattern[str] 
 def printable_ascii(value: str) -> bool:
     """X-EXTERNAL-ID rule: 1–64 printable ASCII (DOKU sends 56-character ids with letters)."""
     return 0 < len(value) <= 64 and _PRINTABLE.fullmatch(value) is not None
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object in its own key order; ``4xx01 Invalid Field Format {body}``
+    when it is not JSON, or not an object."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "body") from None
+    if not isinstance(document, dict):
+        raise SnapError(Case.INVALID_FIELD_FORMAT, "body")
+    return document

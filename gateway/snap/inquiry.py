@@ -11,9 +11,10 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from ..exceptions import ResolverError, SnapError
+from ..exceptions import ResolverError
 from .amounts import format_amount
 from .codes import Case
+from .errors import SnapError
 from .fields import optional_str
 from .models import Bill, FreeText, Inquiry
 

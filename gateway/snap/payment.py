@@ -9,9 +9,9 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from ..exceptions import SnapError
 from .amounts import parse_amount
 from .codes import Case
+from .errors import SnapError
 from .fields import optional_object, optional_str, require_object, require_str
 from .models import Bill, BillStatus, Outcome, Payment
 

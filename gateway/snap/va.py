@@ -16,9 +16,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from ..exceptions import FieldError
 from .amounts import format_amount, parse_amount
 from .codes import Case, Service
+from .errors import FieldError
 from .models import FreeText, TrxType
 from .timestamps import format_timestamp
 

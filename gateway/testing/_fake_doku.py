@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..doku_client import TOKEN_PATH
-from ..exceptions import SnapError
-from ..handlers.common import parse_json
-from ..responses import error_body, json_bytes, snap_response
+from ..doku.client import TOKEN_PATH
 from ..snap.amounts import format_amount
+from ..snap.answers import error_body, json_bytes
 from ..snap.codes import Case, Service
+from ..snap.errors import SnapError
+from ..snap.fields import parse_json
 from ..snap.signature import SymmetricSigner, verify_asymmetric
 from ..snap.timestamps import format_timestamp, parse_timestamp, within_window
 from ..snap.va import (
@@ -49,6 +49,7 @@ from ..snap.va import (
     Endpoint,
     UpdateVaRequest,
 )
+from ._responses import snap_response
 
 __all__ = ["FakeDoku", "Payment", "Received", "create_fake_doku"]
 

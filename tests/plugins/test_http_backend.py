@@ -25,7 +25,7 @@ from gateway import (
     ResolverSet,
     ResolverUnavailable,
 )
-from gateway.loader import build_resolver
+from gateway.resolvers.loader import build_resolver
 
 from ..support import free_port, running_server
 

@@ -13,7 +13,7 @@ import pytest
 from doku_gateway_static import StaticBills
 
 from gateway import Bill, BillStatus, ConfigError, Inquiry, ResolverContext, ResolverSet
-from gateway.loader import build_resolver
+from gateway.resolvers.loader import build_resolver
 
 BILLS: dict[str, Any] = {
     "8808123400001": {

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.exceptions import ResolverError, SnapError
+from gateway.exceptions import ResolverError
 from gateway.snap.codes import Case
+from gateway.snap.errors import SnapError
 from gateway.snap.inquiry import parse_inquiry, render_bill, validate_bill
 from gateway.snap.models import Bill, FreeText, Inquiry
 from gateway.snap.timestamps import WIB

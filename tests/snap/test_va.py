@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.exceptions import FieldError
 from gateway.snap.codes import Case
+from gateway.snap.errors import FieldError
 from gateway.snap.models import FreeText
 from gateway.snap.va import (
     CheckStatusRequest,

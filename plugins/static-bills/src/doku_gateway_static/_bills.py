@@ -13,8 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway import Bill, BillStatus, Outcome, ResolverError
-from gateway.snap.inquiry import validate_bill
+from gateway import Bill, BillStatus, Outcome, ResolverError, validate_bill
 
 __all__ = ["parse_bills"]
 

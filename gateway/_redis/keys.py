@@ -1,0 +1,5 @@
+"""keys."""
+
+from __future__ import annotations
+
+FORMAT_VERSION = "v1"

@@ -1,0 +1,7 @@
+"""_types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Clock = Callable[[], float]

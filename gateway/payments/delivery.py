@@ -1,0 +1,227 @@
+"""Delivers journaled payments to the resolvers' ``on_payment`` hooks: at least once, in order
+per VA (a VA always maps to one journal shard, and a shard is worked by one process at a time,
+entry after entry), with fast retries and backoff, and a dead-letter list for what keeps failing.
+
+A hook must be idempotent on ``payment.payment_request_id``: a delivery that succeeded but whose
+record was lost (a crash in between) is repeated. The gateway itself never calls a hook again for
+a payment recorded as delivered, even across pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from dataclasses import replace
+from types import MappingProxyType
+
+from ..config import PaymentSettings
+from ..log import get_logger
+from ..metrics import Metrics
+from ..resolvers.dispatch import ResolverSet, Route
+from ..snap.models import Bill, Inquiry, Payment
+from ..snap.payment import check_amount, parse_payment
+from ..state.base import StateBackend
+from .journal.base import Journal, JournalEntry
+
+__all__ = ["Deliverer", "payment_from_entry"]
+
+_log = get_logger("delivery")
+
+
+def payment_from_entry(entry: JournalEntry) -> Payment:
+    # The body was validated when it was accepted; composition is not re-checked so that a
+    # later config change cannot strand an entry that was already acknowledged.
+    return parse_payment(entry.body, check_composition=False)
+
+
+class _Busy(Exception):
+    """Another path (the request in sync mode, another pod) is delivering this payment."""
+
+
+class Deliverer:
+    def __init__(
+        self,
+        journal: Journal,
+        resolvers: ResolverSet,
+        settings: PaymentSettings,
+        metrics: Metrics,
+        state: StateBackend | None = None,
+    ) -> None:
+        self.journal = journal
+        self.state = state
+        self.resolvers = resolvers
+        self.settings = settings
+        self.metrics = metrics
+        self.state = state
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._run(shard), name=f"payment-delivery-{shard}")
+            for shard in range(self.journal.shards)
+        ]
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def deliver_now(self, entry: JournalEntry) -> bool:
+        """One attempt, for the in-request (``sync``) mode; True once delivered.
+
+        When another path holds the payment (the background worker, another pod), wait for its
+        outcome rather than answering DOKU before the hook has run.
+        """
+        deadline = asyncio.get_running_loop().time() + self.settings.hook_timeout
+        try:
+            while True:
+                try:
+                    await self._attempt(entry)
+                    break
+                except _Busy:
+                    if await self.journal.is_delivered(entry.payment_request_id):
+                        return True
+                    if asyncio.get_running_loop().time() > deadline:
+                        return False
+                    await asyncio.sleep(0.05)
+        except Exception:
+            _log.warning(
+                "on_payment hook failed for payment %s (in request)",
+                entry.payment_request_id,
+                exc_info=True,
+            )
+            self.metrics.deliveries.labels("failed").inc()
+            return False
+        return True
+
+    async def _run(self, shard: int) -> None:
+        # Nothing may end this loop but stop(): a Redis blip or a full disk must delay
+        # deliveries, never end them while notifications keep being acknowledged.
+        while not self._stopping.is_set():
+            try:
+                lease = await self.journal.read(shard, timeout=1.0)
+                if lease is None:  # another pod owns this shard
+                    await self._sleep(1.0)
+                    continue
+                for entry in lease.entries:
+                    await self._deliver(shard, entry)
+                    await self.journal.done(shard, entry)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.warning(
+                    "payment delivery interrupted by a journal error; retrying", exc_info=True
+                )
+                await self._sleep(1.0)
+
+    async def _deliver(self, shard: int, entry: JournalEntry) -> None:
+        attempts = 0
+        delay = self.settings.backoff_initial
+        while True:
+            try:
+                await self._attempt(entry)
+                return
+            except asyncio.CancelledError:
+                raise
+            except _Busy:
+                await self._sleep(0.2)
+                continue
+            except Exception as exc:
+                attempts += 1
+                self.metrics.deliveries.labels("failed").inc()
+                if attempts >= self.settings.max_attempts:
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                    await self.journal.dead_letter(entry, error, attempts)
+                    self.metrics.deliveries.labels("dead_letter").inc()
+                    self.metrics.dead_letters.set(len(await self.journal.dead_letters()))
+                    _log.error(
+                        "payment %s parked as a dead letter after %d attempts: %s",
+                        entry.payment_request_id,
+                        attempts,
+                        error,
+                    )
+                    return
+                _log.warning(
+                    "on_payment hook failed for payment %s (attempt %d): %s",
+                    entry.payment_request_id,
+                    attempts,
+                    type(exc).__name__,
+                )
+            await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
+            delay = min(delay * 2, self.settings.backoff_max)
+            keepalive = getattr(self.journal, "keepalive", None)
+            if keepalive is not None:
+                await keepalive(shard)
+
+    async def _attempt(self, entry: JournalEntry) -> None:
+        payment = payment_from_entry(entry)
+        route = self.resolvers.route(entry.partner_prefix)
+        hook = None if route is None else getattr(route.resolver, "on_payment", None)
+        if route is None or hook is None:
+            await self.journal.mark_delivered(entry.payment_request_id)
+            return
+        prid = entry.payment_request_id
+        if not await self.journal.lock(prid, self.settings.hook_timeout + 5.0):
+            raise _Busy
+        try:
+            if await self.journal.is_delivered(prid):
+                return
+            payment = await self._flag(route, payment)
+            async with asyncio.timeout(self.settings.hook_timeout):
+                result = hook(payment)
+                if inspect.isawaitable(result):
+                    await result
+            await self.journal.mark_delivered(prid)
+            self.metrics.deliveries.labels("ok").inc()
+            await self._refresh(payment)
+        finally:
+            await self.journal.unlock(prid)
+
+    async def _refresh(self, payment: Payment) -> None:
+        """The merchant has recorded the payment: drop the "paid, being delivered" answer the
+        notification left in the cache, so the next inquiry asks the resolver again."""
+        if self.state is None:
+            return
+        try:
+            cached = await self.state.get(payment.payment_code)
+            if not (isinstance(cached, Bill) and cached.reusable):
+                await self.state.invalidate(payment.payment_code)
+        except Exception:
+            _log.warning("could not refresh the cached answer after a payment", exc_info=True)
+
+    async def _flag(self, route: Route, payment: Payment) -> Payment:
+        """Compare the paid amount with what the resolver says the bill is."""
+        inquiry = Inquiry(
+            partner_service_id=payment.partner_service_id,
+            customer_no=payment.customer_no,
+            virtual_account_no=payment.virtual_account_no,
+            payment_code=payment.payment_code,
+            inquiry_request_id=payment.inquiry_request_id or payment.payment_request_id,
+            channel=payment.channel,
+            body=MappingProxyType(dict(payment.body)),
+        )
+        try:
+            bill = await self.resolvers.resolve(route, inquiry)
+        except Exception:
+            return replace(payment, flags=("bill_unverified",))
+        flagged = check_amount(payment, bill)
+        if isinstance(bill, Bill) or flagged.flags:
+            for flag in flagged.flags:
+                self.metrics.flagged.labels(flag).inc()
+            if flagged.flags:
+                _log.warning(
+                    "payment %s flagged: %s", payment.payment_request_id, ", ".join(flagged.flags)
+                )
+        return flagged
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass

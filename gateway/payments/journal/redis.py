@@ -1,0 +1,243 @@
+"""The payment journal on Redis Streams, for many gateway pods.
+
+Durability is Redis's: run it with ``appendonly yes`` and ``appendfsync always`` (or accept up to
+a second of acknowledged payments at risk with ``everysec``), and set ``payment.wait_replicas`` to
+have each entry reach replicas (``WAIT``) before DOKU is acknowledged.
+
+Keys, all under one hash tag so they share a Redis Cluster slot::
+
+    {prefix}v1:{pay}:s:<n>          stream of shard n (a VA always maps to the same shard)
+    {prefix}v1:{pay}:id:<prid>      first entry of a paymentRequestId (idempotency, 90 days)
+    {prefix}v1:{pay}:done:<prid>    delivered marker (90 days)
+    {prefix}v1:{pay}:paid:<code>    a payment of this VA is journaled (latest prid, 90 days)
+    {prefix}v1:{pay}:lock:<prid>    who is calling the hook right now
+    {prefix}v1:{pay}:lease:<n>      which pod works shard n
+    {prefix}v1:{pay}:dead           dead letters
+
+Each shard is worked by the pod holding its lease, through the consumer group ``deliverer``: what
+a pod read but did not acknowledge (it crashed) is read again, first, by the next lease holder.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import zlib
+from dataclasses import replace
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from ..._redis.connect import connect
+from ..._redis.keys import FORMAT_VERSION
+from ...config import CacheSettings, PaymentSettings
+from .base import DeadLetter, JournalEntry, Lease
+
+__all__ = ["RedisJournal"]
+
+_KEEP_MS = 90 * 86_400 * 1000
+_GROUP = "deliverer"
+_CONSUMER = "deliverer"
+
+# Idempotent append: one entry per paymentRequestId, even for concurrent duplicates on many pods.
+# The paid marker is set in the same script so has_payment() never lags behind an entry.
+_APPEND = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[1])
+redis.call('SET', KEYS[1], id .. '\\n' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+return {1, id}
+"""
+_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisJournal:
+    def __init__(
+        self, client: Any, settings: PaymentSettings, prefix: str, others: tuple[Any, ...] = ()
+    ) -> None:
+        self._redis = client
+        self._others = others
+        self.shards = settings.shards
+        self._settings = settings
+        self._base = f"{prefix}{FORMAT_VERSION}:{{pay}}:"
+        self._append = client.register_script(_APPEND)
+        self._lease = client.register_script(_LEASE)
+        self._unlock = client.register_script(_UNLOCK)
+        self._owner = secrets.token_hex(8)
+        self._groups: set[int] = set()
+        self._locks: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, cache: CacheSettings, payment: PaymentSettings) -> RedisJournal:
+        # Its own connections, with a longer command timeout: blocking stream reads (1 s) and
+        # WAIT must neither take the inquiry path's connections nor trip its 250 ms timeout.
+        timeout = max(cache.redis_command_timeout, 5.0)
+        client, _, others = connect(replace(cache, redis_command_timeout=timeout))
+        return cls(client, payment, cache.prefix, others)
+
+    def _stream(self, shard: int) -> str:
+        return f"{self._base}s:{shard}"
+
+    def shard_of(self, payment_code: str) -> int:
+        return zlib.crc32(payment_code.encode()) % self.shards
+
+    async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
+        data = entry.encode()
+        shard = self.shard_of(entry.payment_code)
+        new, value = await self._append(
+            keys=[
+                f"{self._base}id:{entry.payment_request_id}",
+                self._stream(shard),
+                f"{self._base}paid:{entry.payment_code}",
+            ],
+            args=[data, _KEEP_MS, entry.payment_request_id],
+        )
+        # Also for a duplicate: a retry after a failed WAIT must not be acknowledged before the
+        # entry reached the replicas either.
+        if self._settings.wait_replicas:
+            acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
+            if acknowledged < self._settings.wait_replicas:
+                raise OSError(
+                    f"payment reached {acknowledged} replica(s), "
+                    f"{self._settings.wait_replicas} required"
+                )
+        if new:
+            return _with_id(entry, _text(value)), True
+        entry_id, _, stored = _text(value).partition("\n")
+        return JournalEntry.decode(stored, entry_id), False
+
+    async def _ensure_group(self, shard: int) -> None:
+        if shard in self._groups:
+            return
+        try:
+            await self._redis.xgroup_create(self._stream(shard), _GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(shard)
+
+    async def keepalive(self, shard: int) -> bool:
+        ttl_ms = int(self._settings.lease_ttl * 1000)
+        return bool(
+            await self._lease(keys=[f"{self._base}lease:{shard}"], args=[self._owner, ttl_ms])
+        )
+
+    async def read(self, shard: int, timeout: float) -> Lease | None:
+        if not await self.keepalive(shard):
+            return None
+        await self._ensure_group(shard)
+        stream = self._stream(shard)
+        # First what this consumer read before but never acknowledged (a crash, a lost lease).
+        pending = await self._redis.xreadgroup(_GROUP, _CONSUMER, {stream: "0"}, count=64)
+        entries = _entries(pending)
+        if not entries:
+            fresh = await self._redis.xreadgroup(
+                _GROUP, _CONSUMER, {stream: ">"}, count=64, block=max(int(timeout * 1000), 1)
+            )
+            entries = _entries(fresh)
+        return Lease(shard, entries)
+
+    async def done(self, shard: int, entry: JournalEntry) -> None:
+        await self._redis.xack(self._stream(shard), _GROUP, entry.entry_id)
+
+    async def is_delivered(self, payment_request_id: str) -> bool:
+        return bool(await self._redis.exists(f"{self._base}done:{payment_request_id}"))
+
+    async def has_payment(self, payment_code: str) -> bool:
+        return bool(await self._redis.exists(f"{self._base}paid:{payment_code}"))
+
+    async def mark_delivered(self, payment_request_id: str) -> None:
+        await self._redis.set(f"{self._base}done:{payment_request_id}", b"1", px=_KEEP_MS)
+
+    async def lock(self, payment_request_id: str, ttl: float) -> bool:
+        token = secrets.token_hex(8)
+        taken = await self._redis.set(
+            f"{self._base}lock:{payment_request_id}", token, px=max(int(ttl * 1000), 1), nx=True
+        )
+        if taken:
+            self._locks[payment_request_id] = token
+        return bool(taken)
+
+    async def unlock(self, payment_request_id: str) -> None:
+        token = self._locks.pop(payment_request_id, None)
+        if token is not None:
+            await self._unlock(keys=[f"{self._base}lock:{payment_request_id}"], args=[token])
+
+    async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None:
+        await self._redis.xadd(
+            f"{self._base}dead",
+            {
+                "e": entry.encode(),
+                "shard": str(self.shard_of(entry.payment_code)),
+                "error": error,
+                "attempts": str(attempts),
+                "at": str(time.time()),
+            },
+        )
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        rows = await self._redis.xrange(f"{self._base}dead")
+        return [_dead(row_id, fields) for row_id, fields in rows]
+
+    async def replay(self, dead_id: str) -> bool:
+        key = f"{self._base}dead"
+        rows = await self._redis.xrange(key, dead_id, dead_id)
+        if not rows:
+            return False
+        letter = _dead(*rows[0])
+        shard = self.shard_of(letter.entry.payment_code)
+        await self._redis.xadd(self._stream(shard), {"e": letter.entry.encode()})
+        await self._redis.xdel(key, dead_id)
+        return True
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        for other in self._others:
+            await other.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _with_id(entry: JournalEntry, entry_id: str) -> JournalEntry:
+    return JournalEntry(
+        entry.payment_request_id,
+        entry.payment_code,
+        entry.partner_prefix,
+        entry.body,
+        entry.received_at,
+        entry_id,
+    )
+
+
+def _entries(response: Any) -> list[JournalEntry]:
+    entries: list[JournalEntry] = []
+    for _stream, rows in response or ():
+        for row_id, fields in rows:
+            if not fields:  # deleted after it was read: nothing to deliver
+                continue
+            entries.append(JournalEntry.decode(fields[b"e"], _text(row_id)))
+    return entries
+
+
+def _dead(row_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
+    entry = JournalEntry.decode(fields[b"e"])
+    return DeadLetter(
+        _text(row_id),
+        entry,
+        fields[b"error"].decode(),
+        int(fields[b"attempts"]),
+        float(fields[b"at"]),
+    )

@@ -1,0 +1,20 @@
+"""The inquiry ledger: which VAs were answered with a payable bill, and when (a hint for
+reconciliation). One interface (:mod:`.base`), one module per backend. Internal."""
+
+from __future__ import annotations
+
+from ...config import Settings
+from .base import InquiryLedger, LedgerEntry
+
+__all__ = ["InquiryLedger", "LedgerEntry", "create_ledger"]
+
+
+def create_ledger(settings: Settings) -> InquiryLedger:
+    """Redis when the payment journal is on Redis, else ``payment.journal_dir``."""
+    if settings.journal_on_redis:
+        from .redis import RedisLedger  # imported lazily: embedded mode needs no Redis
+
+        return RedisLedger.from_settings(settings.cache)
+    from .file import FileLedger
+
+    return FileLedger(settings.payment.journal_dir)

@@ -1,0 +1,99 @@
+"""base."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ...snap.models import Bill, Inquiry
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A VA answered with a payable bill. VA strings are verbatim from DOKU's inquiry.
+
+    ``checked_at`` is when the reconciler last found it unpaid (``None``: never asked), so that
+    it asks again only after a growing wait.
+    """
+
+    payment_code: str
+    partner_service_id: str
+    customer_no: str
+    virtual_account_no: str
+    inquiry_request_id: str
+    trx_id: str | None
+    answered_at: float
+    channel: str | None = None
+    checked_at: float | None = None
+
+    @classmethod
+    def from_inquiry(cls, inquiry: Inquiry, bill: Bill, answered_at: float) -> LedgerEntry:
+        """The entry for ``inquiry`` answered with ``bill`` at POSIX time ``answered_at``."""
+        return cls(
+            inquiry.payment_code,
+            inquiry.partner_service_id,
+            inquiry.customer_no,
+            inquiry.virtual_account_no,
+            inquiry.inquiry_request_id,
+            bill.trx_id,
+            answered_at,
+            inquiry.channel,
+        )
+
+    def encode(self) -> bytes:
+        document: dict[str, Any] = {
+            "code": self.payment_code,
+            "psid": self.partner_service_id,
+            "cust": self.customer_no,
+            "va": self.virtual_account_no,
+            "inq": self.inquiry_request_id,
+            "trx": self.trx_id,
+            "at": self.answered_at,
+        }
+        if self.channel is not None:
+            document["channel"] = self.channel
+        if self.checked_at is not None:
+            document["checked"] = self.checked_at
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> LedgerEntry:
+        return _from_document(json.loads(data))
+
+
+def _from_document(document: Mapping[str, Any]) -> LedgerEntry:
+    checked = document.get("checked")
+    return LedgerEntry(
+        document["code"],
+        document["psid"],
+        document["cust"],
+        document["va"],
+        document["inq"],
+        document.get("trx"),
+        float(document["at"]),
+        document.get("channel"),
+        None if checked is None else float(checked),
+    )
+
+
+def _order(entry: LedgerEntry) -> tuple[float, str]:
+    # Ties by payment code: the order Redis gives members of equal score.
+    return entry.answered_at, entry.payment_code
+
+
+class InquiryLedger(Protocol):
+    async def record(self, entry: LedgerEntry) -> None:
+        """Note that ``entry``'s VA was answered with a bill; never raises (a hint)."""
+        ...
+
+    async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        """Entries with ``newer_than <= answered_at <= older_than`` (POSIX), oldest first."""
+        ...
+
+    async def settle(self, payment_code: str) -> None:
+        """Forget the VA (its payment is journaled, or it is no longer worth asking about)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,181 @@
+"""The inquiry ledger: which VAs were answered with a payable bill, and when.
+
+Reconciliation (:mod:`gateway.payments.reconcile`) asks DOKU's Check Status about VAs answered a
+while ago with no payment journaled. The ledger is a hint, not a record of money: losing its
+last lines only means those VAs are not reconciled. So :class:`FileLedger` does not fsync
+appends, and ``record()`` never raises (a failure is logged): it runs on the inquiry path and
+must not break an answer.
+
+Two backends, chosen by :func:`create_ledger` like the payment journal is:
+
+* :class:`FileLedger`: JSON lines in ``inquiries.jsonl`` in the payment journal directory. The
+  gateway records and the ``reconcile`` command settles, possibly at the same moment, so every
+  append is one ``O_APPEND`` write under a shared ``flock`` that a compaction takes exclusively.
+* :class:`RedisLedger`: ``{prefix}v1:{pay}:ledger:entries`` (hash, payment code → entry) and
+  ``{prefix}v1:{pay}:ledger:answered`` (sorted set by answer time), in the journal's hash tag.
+
+The newest inquiry of a VA wins: a record older (by ``answered_at``) than the stored one is
+ignored, so the reconciler noting a check cannot undo an inquiry the gateway recorded meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ...log import get_logger
+from .base import LedgerEntry, _from_document, _order
+
+_log = get_logger("ledger")
+
+
+# -- file backend ---------------------------------------------------------------------------------
+
+
+class FileLedger:
+    """``inquiries.jsonl`` in ``directory``: one line per record, a tombstone line per settle.
+
+    The file is compacted (rewritten with the live entries only) when most of its lines are dead.
+    That is counted when the file has doubled since it was last counted (so the counting costs
+    O(1) per append, amortised), or when :meth:`due` reads it anyway; ``compact_min_bytes``
+    keeps small files from being counted or rewritten at all.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, compact_min_bytes: int = 1 << 20
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = self.directory / "inquiries.jsonl"
+        self._lock_path = self.directory / "inquiries.jsonl.lock"
+        self._compact_min_bytes = compact_min_bytes
+        self._counted_bytes = 0
+        self._tail_checked = False
+        self._compaction: asyncio.Task[None] | None = None
+
+    async def record(self, entry: LedgerEntry) -> None:
+        try:
+            await self._append(entry.encode() + b"\n")
+        except Exception as exc:  # a hint must never fail the inquiry that records it
+            _log.warning(
+                "inquiry ledger %s not written (%s); VA %s will not be reconciled",
+                self.path,
+                type(exc).__name__,
+                entry.payment_code,
+            )
+
+    async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        live, lines, size = await asyncio.to_thread(_load, self.path)
+        if lines - len(live) > len(live) and size >= self._compact_min_bytes:
+            self._start_compaction()
+        selected = [e for e in live.values() if newer_than <= e.answered_at <= older_than]
+        return sorted(selected, key=_order)[: max(limit, 0)]
+
+    async def settle(self, payment_code: str) -> None:
+        line = {"code": payment_code, "settled": True}
+        await self._append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+    async def close(self) -> None:
+        if self._compaction is not None:
+            await self._compaction
+
+    async def _append(self, data: bytes) -> None:
+        check_tail = not self._tail_checked
+        try:
+            size = _append_shared(self._lock_path, self.path, data, block=False, tail=check_tail)
+        except BlockingIOError:
+            # A compaction (here or in another process) holds the lock: wait off the event loop.
+            size = await asyncio.to_thread(
+                _append_shared, self._lock_path, self.path, data, block=True, tail=check_tail
+            )
+        self._tail_checked = True
+        if size > max(self._compact_min_bytes, 2 * self._counted_bytes):
+            self._start_compaction()
+
+    def _start_compaction(self) -> None:
+        if self._compaction is None:
+            self._compaction = asyncio.create_task(self._compact(), name="ledger-compaction")
+
+    async def _compact(self) -> None:
+        try:
+            self._counted_bytes = await asyncio.to_thread(_compact, self._lock_path, self.path)
+        except OSError as exc:
+            _log.warning("inquiry ledger %s not compacted: %s", self.path, exc)
+        finally:
+            self._compaction = None
+
+
+def _append_shared(lock_path: Path, path: Path, data: bytes, *, block: bool, tail: bool) -> int:
+    """Append ``data`` under a shared lock; returns the file's size after it."""
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH if block else fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if tail:
+                size = os.fstat(fd).st_size
+                # A crash mid-write (of any process) leaves a line without its newline; end it,
+                # or this record would be glued to it and lost with it.
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+            os.write(fd, data)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def _load(path: Path) -> tuple[dict[str, LedgerEntry], int, int]:
+    """The live entries, the number of lines and the size of the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, 0, 0
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    return _fold(lines), len(lines), len(data)
+
+
+def _fold(lines: Iterable[bytes]) -> dict[str, LedgerEntry]:
+    live: dict[str, LedgerEntry] = {}
+    for line in lines:
+        try:
+            document = json.loads(line)
+            code = document["code"]
+            if document.get("settled"):
+                live.pop(code, None)
+                continue
+            entry = _from_document(document)
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line: a lost hint, and a dead line for the next compaction
+        current = live.get(code)
+        if current is None or entry.answered_at >= current.answered_at:
+            live[code] = entry
+    return live
+
+
+def _compact(lock_path: Path, path: Path) -> int:
+    """Rewrite ``path`` with its live entries if most lines are dead; returns its size then."""
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        live, lines, size = _load(path)
+        if lines - len(live) <= len(live):
+            return size
+        data = b"".join(entry.encode() + b"\n" for entry in sorted(live.values(), key=_order))
+        temporary = path.with_suffix(".jsonl.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            # Appends are not synced, but a rewrite is: a crash must not leave an empty ledger.
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        return len(data)
+    finally:
+        os.close(lock)

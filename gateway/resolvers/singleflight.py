@@ -1,0 +1,73 @@
+"""One resolver call per payment code at a time, in this process and across pods.
+
+Fifty inquiries for one uncached VA, spread over several gateway processes, must reach the
+merchant's database once. Inside a process concurrent callers share one future; across processes
+the state backend's lock lets one through while the others wait for its answer to appear in the
+shared cache, bounded by the resolver timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..config import CacheSettings
+from ..exceptions import ResolverUnavailable
+from ..snap.models import Inquiry, Outcome
+from ..state.base import StateBackend
+from ..state.ttl import ttl_for
+from .dispatch import ResolverSet, Route
+
+__all__ = ["Fetcher"]
+
+
+class Fetcher:
+    """Resolves cache misses through the single flight and caches what comes back."""
+
+    def __init__(self, resolvers: ResolverSet, state: StateBackend, cache: CacheSettings) -> None:
+        self.resolvers = resolvers
+        self.state = state
+        self.cache = cache
+        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+
+    async def fetch(self, route: Route, inquiry: Inquiry) -> Outcome:
+        key = inquiry.payment_code
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            outcome = await self._fetch_shared(route, inquiry)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        else:
+            future.set_result(outcome)
+            return outcome
+        finally:
+            del self._inflight[key]
+
+    async def _fetch_shared(self, route: Route, inquiry: Inquiry) -> Outcome:
+        key = inquiry.payment_code
+        deadline = time.monotonic() + route.timeout
+        while True:
+            if await self.state.acquire(key, route.timeout + 1.0):
+                try:
+                    outcome = await self.resolvers.resolve(route, inquiry)
+                    ttl = ttl_for(outcome, self.cache)
+                    if ttl > 0:
+                        await self.state.put(key, outcome, ttl)
+                    return outcome
+                finally:
+                    await self.state.unlock(key)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ResolverUnavailable(
+                    f"resolver {route.name}: timed out waiting for another process's answer"
+                )
+            answer = await self.state.await_answer(key, remaining)
+            if answer is not None:
+                return answer
+            # The other process finished without a cacheable answer (or failed): try ourselves.

@@ -1,0 +1,40 @@
+"""answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .codes import Case, Service, response_code
+from .errors import SnapError
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def json_bytes(document: Any) -> bytes:
+    """Compact UTF-8 JSON; ``\\uXXXX`` escapes where a string holds a lone surrogate (valid in
+    JSON text, not encodable as UTF-8), so echoing a strange request never crashes an answer."""
+    text = _ENCODER.encode(document)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII.encode(document).encode("ascii")
+
+
+def error_message(error: SnapError) -> str:
+    """``Missing Mandatory Field {X-TIMESTAMP}``, ``Unauthorized. Signature``, …"""
+    case = error.case
+    assert isinstance(case, Case)
+    if error.field:
+        return f"{case.message} {{{error.field}}}"
+    if error.detail:
+        separator = "." if case is Case.UNAUTHORIZED else ":"
+        return f"{case.message}{separator} {error.detail}"
+    return case.message
+
+
+def error_body(error: SnapError, service: Service) -> tuple[int, dict[str, Any]]:
+    assert isinstance(error.case, Case)
+    code = response_code(error.case, service)
+    return code.http_status, {"responseCode": code.code, "responseMessage": error_message(error)}

@@ -1,0 +1,81 @@
+"""base."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
+
+from ..snap.models import Outcome
+
+
+# StoredAnswer and Begin are made once per request on the hot path: NamedTuples, which are
+# immutable values like frozen dataclasses but several times cheaper to create.
+class StoredAnswer(NamedTuple):
+    """An answer exactly as sent, kept so an identical retry gets the same bytes."""
+
+    status: int
+    body: bytes
+
+
+class Claim(enum.Enum):
+    NEW = "new"  # first time this X-EXTERNAL-ID is seen today: go ahead
+    REPLAY = "replay"  # identical request already answered: send the stored answer
+    PENDING = "pending"  # identical request still in flight: wait for its answer
+    CONFLICT = "conflict"  # same id, different request: 409
+    # identical request first answered from a cached outcome the backend kept with the claim:
+    # render that outcome again (Redis: saves storing every cache-hit answer separately)
+    RENDER = "render"
+
+
+class Begin(NamedTuple):
+    claim: Claim
+    answer: StoredAnswer | None = None
+    cached: Outcome | None = None
+    #: The backend already kept what an identical retry needs (the cached outcome, with the
+    #: claim): ``finish`` is not needed for this request's answer.
+    stored: bool = False
+
+
+class StateBackend(Protocol):
+    async def begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        """Claim ``replay_key`` for ``fingerprint``; on ``NEW`` also read ``cache_key``."""
+        ...
+
+    async def finish(
+        self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
+    ) -> None:
+        """Store the answer for identical retries."""
+        ...
+
+    async def release(self, replay_key: str) -> None:
+        """Forget a claim so the sender may retry (after a 5xx)."""
+        ...
+
+    async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
+        """Wait up to ``timeout`` for the answer of a ``PENDING`` claim."""
+        ...
+
+    async def get(self, cache_key: str) -> Outcome | None: ...
+
+    async def put(self, cache_key: str, outcome: Outcome, ttl: float) -> None: ...
+
+    async def invalidate(self, cache_key: str) -> None: ...
+
+    async def acquire(self, cache_key: str, ttl: float) -> bool:
+        """Take the resolve lock for ``cache_key`` (cross-process single flight)."""
+        ...
+
+    async def unlock(self, cache_key: str) -> None: ...
+
+    async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
+        """Wait for another process's answer; ``None`` once its lock is gone without one."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def status(self) -> Mapping[str, Any]:
+        """Backend name and health, for ``/readyz``."""
+        ...

@@ -1,0 +1,369 @@
+"""Redis as the shared state of many gateway pods: answer cache, replay guard, single flight.
+
+Redis must never become the single point of failure: every command has a timeout, and when Redis
+is down, slow or failing over, this backend answers from an in-process :class:`MemoryState`
+instead (inquiries keep being answered, the resolver is asked directly), logs once per
+transition, sets ``doku_gateway_redis_up`` to 0 and counts errors. After a failure Redis is tried
+again at most every ``retry_interval`` seconds, so a dead Redis costs nothing per request and a
+recovered one is used again without a restart.
+
+Keys (``prefix`` defaults to ``doku-gateway:``; ``v1`` is the format version)::
+
+    {prefix}v1:r:{endpoint}:{partner}:{day}:{external id}   replay claim / stored answer
+    {prefix}v1:{{payment code}}:a                           cached outcome (codec.py)
+    {prefix}v1:{{payment code}}:l                           single-flight lock
+
+The payment-code keys share a hash tag so that, on Redis Cluster, the answer and its lock live in
+one slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
+
+from .._redis.batch import Batcher
+from .._redis.connect import connect
+from .._redis.keys import FORMAT_VERSION
+from ..config import CacheSettings
+from ..log import get_logger
+from ..metrics import Metrics
+from ..snap.models import Outcome
+from .base import Begin, Claim, StoredAnswer
+from .codec import decode_outcome, encode_outcome
+from .memory import MemoryState
+
+_log = get_logger("redis")
+T = TypeVar("T")
+
+
+# One round trip for the hot path: claim the X-EXTERNAL-ID and read the cached answer.
+# Returns {0, cached answer or false} for a new claim, {1, existing value} otherwise.
+# On a hit the claim keeps the cached outcome ('H' + fingerprint + outcome): an identical retry
+# is rendered from it again, so a hit needs no second command to store its answer.
+_BEGIN = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {1, existing} end
+if #KEYS > 1 then
+  local cached = redis.call('GET', KEYS[2])
+  if cached then
+    redis.call('SET', KEYS[1], ARGV[3] .. cached, 'PX', ARGV[2])
+    return {0, cached}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {0, false}
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_PENDING = b"P"
+_DONE = b"D"
+_HIT = b"H"
+_FP = 64  # hex SHA-256 fingerprint length
+_POLL = 0.02
+
+
+class RedisState:
+    """:class:`~gateway.state.base.StateBackend` on Redis, degrading to memory when Redis fails."""
+
+    def __init__(
+        self,
+        client: Any,
+        settings: CacheSettings,
+        metrics: Metrics,
+        *,
+        cluster: bool = False,
+        others: tuple[Any, ...] = (),
+    ) -> None:
+        self._redis = client
+        self._others = others
+        self._cluster = cluster
+        self._prefix = f"{settings.prefix}{FORMAT_VERSION}:"
+        self._fallback = MemoryState(settings.max_entries, settings.replay_max_entries)
+        self._metrics = metrics
+        self._retry_interval = settings.redis_retry_interval
+        self._down_until = 0.0
+        self._up = True
+        # Cluster pipelines split by slot; there, commands go one by one.
+        self._batch = None if cluster else Batcher(client, settings.redis_command_timeout)
+        self._begin_sha = hashlib.sha1(_BEGIN.encode()).hexdigest()  # noqa: S324 (Redis's id)
+        self._unlock = client.register_script(_UNLOCK)
+        self._locks: dict[str, bytes] = {}
+        self._decoded: dict[bytes, Outcome] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        metrics.redis_up.set(1)
+
+    @classmethod
+    def from_settings(cls, settings: CacheSettings, metrics: Metrics) -> RedisState:
+        client, cluster, others = connect(settings)
+        return cls(client, settings, metrics, cluster=cluster, others=others)
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def _replay_key(self, key: str) -> str:
+        return f"{self._prefix}r:{key}"
+
+    def _answer_key(self, code: str) -> str:
+        return f"{self._prefix}{{{code}}}:a"
+
+    def _lock_key(self, code: str) -> str:
+        return f"{self._prefix}{{{code}}}:l"
+
+    # -- health ---------------------------------------------------------------------------------
+
+    async def _run(
+        self, operation: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
+    ) -> T:
+        if self._down_until and time.monotonic() < self._down_until:
+            return await fallback()
+        try:
+            result = await operation()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return await fallback()
+        if not self._up:
+            self._recovered()
+        return result
+
+    def _recovered(self) -> None:
+        self._up = True
+        self._down_until = 0.0
+        self._metrics.redis_up.set(1)
+        _log.warning("Redis is reachable again; shared cache and replay guard restored")
+
+    def _failed(self, exc: BaseException) -> None:
+        self._metrics.redis_errors.inc()
+        self._down_until = time.monotonic() + self._retry_interval
+        if self._up:
+            self._up = False
+            self._metrics.redis_up.set(0)
+            _log.warning(
+                "Redis unavailable (%s); answering from the in-process cache and replay guard "
+                "until it returns",
+                type(exc).__name__,
+            )
+
+    # -- replay guard ---------------------------------------------------------------------------
+
+    async def begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        # The hot path, so _run()'s logic is spelled out here without its closures.
+        if self._down_until and time.monotonic() < self._down_until:
+            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+        try:
+            begin = await self._begin(replay_key, fingerprint, replay_ttl, cache_key)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+        if not self._up:
+            self._recovered()
+        return begin
+
+    async def _begin(
+        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+    ) -> Begin:
+        key = self._replay_key(replay_key)
+        claim = _PENDING + fingerprint.encode()
+        ttl_ms = max(int(replay_ttl * 1000), 1)
+        if self._batch is not None:
+            keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
+            hit = _HIT + fingerprint.encode()
+            found, value = await self._batch.script(
+                self._begin_sha, _BEGIN, keys, [claim, ttl_ms, hit]
+            )
+            if found:
+                return self._decode_claim(value, fingerprint)
+            cached = self._decode_cached(value)
+            return Begin(Claim.NEW, cached=cached, stored=cached is not None)
+        # Cluster: the replay and answer keys live in different slots; send both at once.
+        claimed, raw = await asyncio.gather(
+            self._redis.set(key, claim, px=ttl_ms, nx=True),
+            self._redis.get(self._answer_key(cache_key)) if cache_key else _none(),
+        )
+        if not claimed:
+            return self._decode_claim(await self._redis.get(key), fingerprint)
+        return Begin(Claim.NEW, cached=self._decode_cached(raw))
+
+    async def finish(
+        self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
+    ) -> None:
+        # Not awaited by the request: the answer is already decided, and an identical retry that
+        # arrives first waits for this write (see wait()). It rides in the next pipeline.
+        value = _DONE + fingerprint.encode() + b"%03d" % answer.status + answer.body
+        ttl_ms = max(int(replay_ttl * 1000), 1)
+        key = self._replay_key(replay_key)
+        if self._down_until and time.monotonic() < self._down_until:
+            await self._fallback.finish(replay_key, fingerprint, answer, replay_ttl)
+        elif self._batch is not None:
+            self._batch.fire("SET", key, value, "PX", ttl_ms)
+        else:
+            task = asyncio.create_task(self._finish(key, value, ttl_ms))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, key: str, value: bytes, ttl_ms: int) -> None:
+        try:
+            await self._redis.set(key, value, px=ttl_ms)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def release(self, replay_key: str) -> None:
+        async def remote() -> None:
+            await self._redis.delete(self._replay_key(replay_key))
+
+        await self._run(remote, lambda: self._fallback.release(replay_key))
+
+    async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
+        deadline = time.monotonic() + timeout
+        key = self._replay_key(replay_key)
+
+        async def remote() -> StoredAnswer | None:
+            while time.monotonic() < deadline:
+                value = await self._redis.get(key)
+                if value is None:
+                    return None
+                if value[:1] == _DONE:
+                    return _decode_answer(value)
+                await asyncio.sleep(_POLL)
+            return None
+
+        return await self._run(remote, lambda: self._fallback.wait(replay_key, timeout))
+
+    # -- answer cache ---------------------------------------------------------------------------
+
+    async def get(self, cache_key: str) -> Outcome | None:
+        async def remote() -> Outcome | None:
+            return self._decode_cached(await self._redis.get(self._answer_key(cache_key)))
+
+        return await self._run(remote, lambda: self._fallback.get(cache_key))
+
+    async def put(self, cache_key: str, outcome: Outcome, ttl: float) -> None:
+        if ttl <= 0:
+            return
+
+        async def remote() -> None:
+            await self._redis.set(
+                self._answer_key(cache_key), encode_outcome(outcome), px=max(int(ttl * 1000), 1)
+            )
+
+        await self._run(remote, lambda: self._fallback.put(cache_key, outcome, ttl))
+
+    async def invalidate(self, cache_key: str) -> None:
+        async def remote() -> None:
+            await self._redis.delete(self._answer_key(cache_key))
+
+        await self._fallback.invalidate(cache_key)
+        await self._run(remote, _none)
+
+    # -- single flight --------------------------------------------------------------------------
+
+    async def acquire(self, cache_key: str, ttl: float) -> bool:
+        token = secrets.token_bytes(8)
+
+        async def remote() -> bool:
+            taken = await self._redis.set(
+                self._lock_key(cache_key), token, px=max(int(ttl * 1000), 1), nx=True
+            )
+            if taken:
+                self._locks[cache_key] = token
+            return bool(taken)
+
+        return await self._run(remote, lambda: self._fallback.acquire(cache_key, ttl))
+
+    async def unlock(self, cache_key: str) -> None:
+        token = self._locks.pop(cache_key, None)
+        if token is None:
+            return
+
+        async def remote() -> None:
+            await self._unlock(keys=[self._lock_key(cache_key)], args=[token])
+
+        await self._run(remote, _none)
+
+    async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
+        deadline = time.monotonic() + timeout
+        answer_key, lock_key = self._answer_key(cache_key), self._lock_key(cache_key)
+
+        async def remote() -> Outcome | None:
+            while time.monotonic() < deadline:
+                value, lock = await self._redis.mget(answer_key, lock_key)
+                if value is not None:
+                    return self._decode_cached(value)
+                if lock is None:
+                    return None
+                await asyncio.sleep(_POLL)
+            return None
+
+        return await self._run(remote, lambda: self._fallback.await_answer(cache_key, timeout))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def purge(self, codes: list[str]) -> int:
+        """Delete the cached answers of ``codes``; returns how many existed (for the CLI)."""
+        if not codes:
+            return 0
+        removed = 0
+        for code in codes:
+            removed += int(await self._redis.delete(self._answer_key(code)))
+        return removed
+
+    async def close(self) -> None:
+        if self._batch is not None:
+            await self._batch.drain()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._redis.aclose()
+        for other in self._others:
+            await other.aclose()
+
+    def status(self) -> Mapping[str, Any]:
+        return {"backend": "redis", "ok": self._up, "degraded": not self._up}
+
+    def _decode_cached(self, value: bytes | None) -> Outcome | None:
+        if value is None:
+            return None
+        # The same few bills come back thousands of times: decode each byte string once.
+        outcome = self._decoded.get(value)
+        if outcome is not None:
+            return outcome
+        try:
+            outcome = decode_outcome(value)
+        except ValueError:
+            _log.warning("ignoring an undecodable cache entry")
+            return None
+        if len(self._decoded) >= 4096:
+            self._decoded.clear()
+        self._decoded[bytes(value)] = outcome
+        return outcome
+
+    def _decode_claim(self, value: bytes | None, fingerprint: str) -> Begin:
+        if value is None:  # gone between two commands (cluster path): let the caller re-claim
+            return Begin(Claim.PENDING)
+        if value[1 : 1 + _FP].decode("ascii", "replace") != fingerprint:
+            return Begin(Claim.CONFLICT)
+        kind = value[:1]
+        if kind == _DONE:
+            return Begin(Claim.REPLAY, answer=_decode_answer(value))
+        if kind == _HIT:
+            cached = self._decode_cached(value[1 + _FP :])
+            if cached is not None:
+                return Begin(Claim.RENDER, cached=cached, stored=True)
+        return Begin(Claim.PENDING)
+
+
+async def _none() -> None:
+    return None
+
+
+def _decode_answer(value: bytes) -> StoredAnswer:
+    start = 1 + _FP
+    return StoredAnswer(int(value[start : start + 3]), bytes(value[start + 3 :]))
