@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.doku import register
+from gateway.cli.commands.doku import register
 from gateway.doku.client import TOKEN_PATH
 from gateway.snap.va import CREATE_VA
 from gateway.testing import FakeDoku

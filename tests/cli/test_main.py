@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.cli.main import main
+from gateway.cli import main
 from gateway.snap.keys import load_private_key
 
 from ..support import free_port, poll

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.reconcile import register
+from gateway.cli.commands.reconcile import register
 from gateway.payments.journal.file import FileJournal
 from gateway.payments.ledger.base import LedgerEntry
 from gateway.payments.ledger.file import FileLedger

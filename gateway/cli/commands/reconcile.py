@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
-import os
 import sys
 
-from ..config import Settings, load_settings
-from ..doku.client import DokuClient
-from ..exceptions import ConfigError
-from ..log import configure_logging
-from ..payments.ledger import create_ledger
-from ..payments.reconcile import Reconciler, ReconcileReport
+from ...config import Settings
+from ...doku.client import DokuClient
+from ...exceptions import ConfigError
+from ...log import configure_logging
+from ...payments.ledger import create_ledger
+from ...payments.reconcile import Reconciler, ReconcileReport
+from .._common import Subcommands, load, with_base_url
 
 __all__ = ["register"]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Subcommands) -> None:
     """Add ``reconcile`` to the CLI's subcommands."""
     parser = commands.add_parser(
         "reconcile",
@@ -74,7 +73,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, min_age: float, max_age: float) -> ReconcileReport:
-    from ..payments.journal import create_journal
+    from ...payments.journal import create_journal
 
     journal = create_journal(settings)
     try:
@@ -91,11 +90,4 @@ async def _run(settings: Settings, min_age: float, max_age: float) -> ReconcileR
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, dict(os.environ))
-    if args.base_url:
-        if not args.base_url.startswith(("https://", "http://")):
-            raise ConfigError("--base-url", "must be an http(s) URL")
-        settings = settings.replace(
-            client=dataclasses.replace(settings.client, base_url=args.base_url)
-        )
-    return settings
+    return with_base_url(load(args.config), args.base_url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,24 +17,25 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..config import Settings, load_settings
-from ..doku.client import DokuClient
-from ..exceptions import ConfigError, DokuError
-from ..snap.errors import SnapError
-from ..snap.va import (
+from ...config import Settings
+from ...doku.client import DokuClient
+from ...exceptions import ConfigError, DokuError
+from ...snap.errors import SnapError
+from ...snap.va import (
     CheckStatusRequest,
     CreateVaRequest,
     DeleteVaRequest,
     UpdateVaRequest,
     pad_partner_service_id,
 )
+from .._common import Subcommands, load, with_base_url
 
 __all__ = ["register"]
 
 _Call = Callable[[DokuClient], Awaitable[Any]]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Subcommands) -> None:
     """Add ``check-status`` and ``va create|update|delete`` to the CLI's subcommands."""
     status = commands.add_parser("check-status", help="ask DOKU whether a VA was paid")
     _common(status)
@@ -185,14 +185,7 @@ def _run(args: argparse.Namespace, build: Callable[[], _Call]) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
-    if args.base_url:
-        if not args.base_url.startswith(("https://", "http://")):
-            raise ConfigError("--base-url", "must be an http(s) URL")
-        settings = settings.replace(
-            client=dataclasses.replace(settings.client, base_url=args.base_url)
-        )
-    return settings
+    return with_base_url(load(args.config), args.base_url)
 
 
 def _va(args: argparse.Namespace) -> tuple[str, str, str]:
