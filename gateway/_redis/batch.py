@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 __all__ = ["Batcher"]
@@ -71,35 +72,45 @@ class Batcher:
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         connection = self._connection
-        try:
-            async with asyncio.timeout(self._timeout):
-                if not connection.is_connected:
-                    # connect(), not the implicit connect of a send: a Sentinel-managed
-                    # connection asks the sentinels for the master only there.
-                    await connection.connect()
-                await connection.send_packed_command(
-                    connection.pack_commands([command for command, _ in batch])
-                )
+        for attempt in (1, 2):
+            read = 0
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if not connection.is_connected:
+                        # connect(), not the implicit connect of a send: a Sentinel-managed
+                        # connection asks the sentinels for the master only there.
+                        await connection.connect()
+                    await connection.send_packed_command(
+                        connection.pack_commands([command for command, _ in batch])
+                    )
+                    for _, future in batch:
+                        try:
+                            result = await connection.read_response()
+                        except ResponseError as exc:
+                            result = exc
+                        read += 1
+                        if future.done():
+                            continue
+                        if isinstance(result, Exception):
+                            future.set_exception(result)
+                        else:
+                            future.set_result(result)
+                return
+            except BaseException as exc:
+                # The stream may hold unread replies: start over on a fresh connection.
+                await connection.disconnect()
+                # A connection that died while idle (Redis restarted, a proxy cut it) fails
+                # before any reply: send the batch once more on a fresh one. Not after a reply
+                # was read (Redis ran the commands) and not on a timeout (Redis is slow).
+                if attempt == 1 and read == 0 and _stale(exc):
+                    continue
+                error = exc if isinstance(exc, Exception) else ConnectionError("cancelled")
                 for _, future in batch:
-                    try:
-                        result = await connection.read_response()
-                    except ResponseError as exc:
-                        result = exc
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        except BaseException as exc:
-            # The stream may hold unread replies: start over on a fresh connection next time.
-            await connection.disconnect()
-            error = exc if isinstance(exc, Exception) else ConnectionError("cancelled")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            if not isinstance(exc, Exception):
-                raise
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+                return
 
     async def drain(self) -> None:
         """Send what is queued, then stop the sender and close its connection."""
@@ -110,6 +121,12 @@ class Batcher:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
         await self._connection.disconnect()
+
+
+def _stale(exc: BaseException) -> bool:
+    return isinstance(exc, (RedisConnectionError, ConnectionError)) and not isinstance(
+        exc, TimeoutError
+    )
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -3,9 +3,10 @@
 Redis must never become the single point of failure: every command has a timeout, and when Redis
 is down, slow or failing over, this backend answers from an in-process :class:`MemoryState`
 instead (inquiries keep being answered, the resolver is asked directly), logs once per
-transition, sets ``doku_gateway_redis_up`` to 0 and counts errors. After a failure Redis is tried
-again at most every ``retry_interval`` seconds, so a dead Redis costs nothing per request and a
-recovered one is used again without a restart.
+transition, sets ``doku_gateway_redis_up`` to 0 and counts errors. After a failure no request
+goes to Redis; a background probe pings it every ``retry_interval`` seconds, so a dead Redis
+costs nothing per request and a recovered one is used again, without a restart and without
+sacrificing a request to find out (``gateway._redis.breaker``).
 
 Keys (``prefix`` defaults to ``doku-gateway:``; ``v1`` is the format version)::
 
@@ -20,17 +21,16 @@ one slot.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 from .._redis.batch import Batcher
+from .._redis.breaker import REDIS_ERRORS, Breaker
 from .._redis.connect import connect
 from .._redis.keys import FORMAT_VERSION
+from .._redis.scripts import script, script_sha
 from ..config import CacheSettings
 from ..log import get_logger
 from ..metrics import Metrics
@@ -43,27 +43,6 @@ _log = get_logger("redis")
 T = TypeVar("T")
 
 
-# One round trip for the hot path: claim the X-EXTERNAL-ID and read the cached answer.
-# Returns {0, cached answer or false} for a new claim, {1, existing value} otherwise.
-# On a hit the claim keeps the cached outcome ('H' + fingerprint + outcome): an identical retry
-# is rendered from it again, so a hit needs no second command to store its answer.
-_BEGIN = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {1, existing} end
-if #KEYS > 1 then
-  local cached = redis.call('GET', KEYS[2])
-  if cached then
-    redis.call('SET', KEYS[1], ARGV[3] .. cached, 'PX', ARGV[2])
-    return {0, cached}
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {0, false}
-"""
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 _PENDING = b"P"
 _DONE = b"D"
 _HIT = b"H"
@@ -89,13 +68,17 @@ class RedisState:
         self._prefix = f"{settings.prefix}{FORMAT_VERSION}:"
         self._fallback = MemoryState(settings.max_entries, settings.replay_max_entries)
         self._metrics = metrics
-        self._retry_interval = settings.redis_retry_interval
-        self._down_until = 0.0
-        self._up = True
+        self._breaker = Breaker(
+            client.ping,
+            settings.redis_retry_interval,
+            _log,
+            "answering from the in-process cache and replay guard",
+            on_change=lambda up: metrics.redis_up.set(1 if up else 0),
+        )
         # Cluster pipelines split by slot; there, commands go one by one.
         self._batch = None if cluster else Batcher(client, settings.redis_command_timeout)
-        self._begin_sha = hashlib.sha1(_BEGIN.encode()).hexdigest()  # noqa: S324 (Redis's id)
-        self._unlock = client.register_script(_UNLOCK)
+        self._begin_sha = script_sha("begin")
+        self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
         self._decoded: dict[bytes, Outcome] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,34 +105,17 @@ class RedisState:
     async def _run(
         self, operation: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
     ) -> T:
-        if self._down_until and time.monotonic() < self._down_until:
+        if self._breaker.open:
             return await fallback()
         try:
-            result = await operation()
-        except (TimeoutError, RedisError, OSError) as exc:
+            return await operation()
+        except REDIS_ERRORS as exc:
             self._failed(exc)
             return await fallback()
-        if not self._up:
-            self._recovered()
-        return result
-
-    def _recovered(self) -> None:
-        self._up = True
-        self._down_until = 0.0
-        self._metrics.redis_up.set(1)
-        _log.warning("Redis is reachable again; shared cache and replay guard restored")
 
     def _failed(self, exc: BaseException) -> None:
         self._metrics.redis_errors.inc()
-        self._down_until = time.monotonic() + self._retry_interval
-        if self._up:
-            self._up = False
-            self._metrics.redis_up.set(0)
-            _log.warning(
-                "Redis unavailable (%s); answering from the in-process cache and replay guard "
-                "until it returns",
-                type(exc).__name__,
-            )
+        self._breaker.failed(exc)
 
     # -- replay guard ---------------------------------------------------------------------------
 
@@ -157,16 +123,13 @@ class RedisState:
         self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
     ) -> Begin:
         # The hot path, so _run()'s logic is spelled out here without its closures.
-        if self._down_until and time.monotonic() < self._down_until:
+        if self._breaker.open:
             return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
         try:
-            begin = await self._begin(replay_key, fingerprint, replay_ttl, cache_key)
-        except (TimeoutError, RedisError, OSError) as exc:
+            return await self._begin(replay_key, fingerprint, replay_ttl, cache_key)
+        except REDIS_ERRORS as exc:
             self._failed(exc)
             return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
-        if not self._up:
-            self._recovered()
-        return begin
 
     async def _begin(
         self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
@@ -178,7 +141,7 @@ class RedisState:
             keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
             hit = _HIT + fingerprint.encode()
             found, value = await self._batch.script(
-                self._begin_sha, _BEGIN, keys, [claim, ttl_ms, hit]
+                self._begin_sha, script("begin"), keys, [claim, ttl_ms, hit]
             )
             if found:
                 return self._decode_claim(value, fingerprint)
@@ -201,7 +164,7 @@ class RedisState:
         value = _DONE + fingerprint.encode() + b"%03d" % answer.status + answer.body
         ttl_ms = max(int(replay_ttl * 1000), 1)
         key = self._replay_key(replay_key)
-        if self._down_until and time.monotonic() < self._down_until:
+        if self._breaker.open:
             await self._fallback.finish(replay_key, fingerprint, answer, replay_ttl)
         elif self._batch is not None:
             self._batch.fire("SET", key, value, "PX", ttl_ms)
@@ -213,7 +176,7 @@ class RedisState:
     async def _finish(self, key: str, value: bytes, ttl_ms: int) -> None:
         try:
             await self._redis.set(key, value, px=ttl_ms)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(exc)
 
     async def release(self, replay_key: str) -> None:
@@ -317,6 +280,7 @@ class RedisState:
         return removed
 
     async def close(self) -> None:
+        await self._breaker.close()
         if self._batch is not None:
             await self._batch.drain()
         if self._tasks:
@@ -326,7 +290,8 @@ class RedisState:
             await other.aclose()
 
     def status(self) -> Mapping[str, Any]:
-        return {"backend": "redis", "ok": self._up, "degraded": not self._up}
+        up = self._breaker.up
+        return {"backend": "redis", "ok": up, "degraded": not up}
 
     def _decode_cached(self, value: bytes | None) -> Outcome | None:
         if value is None:

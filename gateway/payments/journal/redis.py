@@ -30,6 +30,7 @@ from redis.exceptions import ResponseError
 
 from ..._redis.connect import connect
 from ..._redis.keys import FORMAT_VERSION
+from ..._redis.scripts import script
 from ...config import CacheSettings, PaymentSettings
 from .base import DeadLetter, JournalEntry, Lease
 
@@ -38,28 +39,6 @@ __all__ = ["RedisJournal"]
 _KEEP_MS = 90 * 86_400 * 1000
 _GROUP = "deliverer"
 _CONSUMER = "deliverer"
-
-# Idempotent append: one entry per paymentRequestId, even for concurrent duplicates on many pods.
-# The paid marker is set in the same script so has_payment() never lags behind an entry.
-_APPEND = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[1])
-redis.call('SET', KEYS[1], id .. '\\n' .. ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
-return {1, id}
-"""
-_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class RedisJournal:
@@ -71,9 +50,9 @@ class RedisJournal:
         self.shards = settings.shards
         self._settings = settings
         self._base = f"{prefix}{FORMAT_VERSION}:{{pay}}:"
-        self._append = client.register_script(_APPEND)
-        self._lease = client.register_script(_LEASE)
-        self._unlock = client.register_script(_UNLOCK)
+        self._append = client.register_script(script("append"))
+        self._lease = client.register_script(script("lease"))
+        self._unlock = client.register_script(script("unlock"))
         self._owner = secrets.token_hex(8)
         self._groups: set[int] = set()
         self._locks: dict[str, str] = {}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from ..._redis.breaker import Breaker
 from ..._redis.keys import FORMAT_VERSION
+from ..._redis.scripts import script
 from ...config import CacheSettings
 from ...log import get_logger
 from .base import LedgerEntry
@@ -14,19 +15,6 @@ _log = get_logger("ledger")
 
 
 # -- Redis backend --------------------------------------------------------------------------------
-
-# Newest inquiry wins; an equal answered_at replaces (that is the reconciler noting a check).
-_RECORD = """
-local current = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if current and tonumber(current) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-_SETTLE = """
-redis.call('HDEL', KEYS[1], ARGV[1])
-return redis.call('ZREM', KEYS[2], ARGV[1])
-"""
 
 
 class RedisLedger:
@@ -48,10 +36,14 @@ class RedisLedger:
         self._others = others
         base = f"{prefix}{FORMAT_VERSION}:{{pay}}:ledger:"
         self._keys = [f"{base}entries", f"{base}answered"]
-        self._record = client.register_script(_RECORD)
-        self._settle = client.register_script(_SETTLE)
-        self._retry_interval = retry_interval
-        self._down_until = 0.0
+        self._record = client.register_script(script("ledger_record"))
+        self._settle = client.register_script(script("ledger_settle"))
+        self._breaker = Breaker(
+            client.ping,
+            retry_interval,
+            _log,
+            "inquiry ledger not written (VAs answered meanwhile are not reconciled)",
+        )
 
     @classmethod
     def from_settings(cls, cache: CacheSettings) -> RedisLedger:
@@ -61,20 +53,14 @@ class RedisLedger:
         return cls(client, cache.prefix, retry_interval=cache.redis_retry_interval, others=others)
 
     async def record(self, entry: LedgerEntry) -> None:
-        if time.monotonic() < self._down_until:
+        if self._breaker.open:
             return
         try:
             await self._record(
                 keys=self._keys, args=[entry.payment_code, entry.answered_at, entry.encode()]
             )
         except Exception as exc:  # a hint must never fail the inquiry that records it
-            self._down_until = time.monotonic() + self._retry_interval
-            _log.warning(
-                "inquiry ledger not written (%s); VAs answered in the next %.1fs are not "
-                "recorded for reconciliation",
-                type(exc).__name__,
-                self._retry_interval,
-            )
+            self._breaker.failed(exc)
 
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
         if limit <= 0:
@@ -93,6 +79,7 @@ class RedisLedger:
         await self._settle(keys=self._keys, args=[payment_code])
 
     async def close(self) -> None:
+        await self._breaker.close()
         await self._redis.aclose()
         for other in self._others:
             await other.aclose()
