@@ -84,6 +84,10 @@ class SecuritySettings:
     expires_in_type: Literal["int", "string"] = "int"
     #: Require virtualAccountNo == partnerServiceId + customerNo (spaces removed), spec §11.
     check_va_composition: bool = True
+    #: Log the likely cause of each X-SIGNATURE that does not verify (or X-TIMESTAMP outside the
+    #: window), found by trying the known sender mistakes (gateway.snap.diagnostics). For sandbox
+    #: and UAT: a failing request then costs a few hundred HMACs.
+    signature_diagnostics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
