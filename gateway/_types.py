@@ -1,4 +1,4 @@
-"""_types."""
+"""Small type aliases shared across the package (internal)."""
 
 from __future__ import annotations
 

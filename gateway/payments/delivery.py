@@ -154,9 +154,7 @@ class Deliverer:
                 )
             await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
             delay = min(delay * 2, self.settings.backoff_max)
-            keepalive = getattr(self.journal, "keepalive", None)
-            if keepalive is not None:
-                await keepalive(shard)
+            await self.journal.keepalive(shard)
 
     async def _attempt(self, entry: JournalEntry) -> None:
         payment = payment_from_entry(entry)

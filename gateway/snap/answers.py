@@ -1,4 +1,7 @@
-"""answers."""
+"""SNAP JSON answers: error bodies from the code table, JSON bytes as DOKU expects them.
+
+The HTTP status always equals the first three digits of ``responseCode``.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ def json_bytes(document: Any) -> bytes:
 def error_message(error: SnapError) -> str:
     """``Missing Mandatory Field {X-TIMESTAMP}``, ``Unauthorized. Signature``, …"""
     case = error.case
-    assert isinstance(case, Case)
     if error.field:
         return f"{case.message} {{{error.field}}}"
     if error.detail:
@@ -35,6 +37,5 @@ def error_message(error: SnapError) -> str:
 
 
 def error_body(error: SnapError, service: Service) -> tuple[int, dict[str, Any]]:
-    assert isinstance(error.case, Case)
     code = response_code(error.case, service)
     return code.http_status, {"responseCode": code.code, "responseMessage": error_message(error)}

@@ -6,16 +6,15 @@ One interface (:class:`~gateway.state.base.StateBackend`), one module per backen
 
 from __future__ import annotations
 
-from ..config import Settings, is_memory_url
+from ..config import CacheSettings, is_memory_url
 from ..metrics import Metrics
 from .base import StateBackend
 
 __all__ = ["create_state"]
 
 
-def create_state(settings: Settings, metrics: Metrics) -> StateBackend:
+def create_state(cache: CacheSettings, metrics: Metrics) -> StateBackend:
     """The state backend named by ``cache.url`` (Redis imported lazily: embedded needs none)."""
-    cache = settings.cache
     if is_memory_url(cache.url):
         from .memory import MemoryState
 

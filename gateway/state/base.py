@@ -1,10 +1,12 @@
-"""base."""
+"""The state interface: an X-EXTERNAL-ID replay guard and an answer cache behind one
+backend, so a cache hit and its replay check can be one round trip."""
 
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from ..snap.models import Outcome
 
@@ -37,45 +39,65 @@ class Begin(NamedTuple):
     stored: bool = False
 
 
-class StateBackend(Protocol):
+class StateBackend(ABC):
+    @abstractmethod
     async def begin(
         self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
     ) -> Begin:
         """Claim ``replay_key`` for ``fingerprint``; on ``NEW`` also read ``cache_key``."""
         ...
 
+    @abstractmethod
     async def finish(
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
     ) -> None:
         """Store the answer for identical retries."""
         ...
 
+    @abstractmethod
     async def release(self, replay_key: str) -> None:
         """Forget a claim so the sender may retry (after a 5xx)."""
         ...
 
+    @abstractmethod
     async def wait(self, replay_key: str, timeout: float) -> StoredAnswer | None:
         """Wait up to ``timeout`` for the answer of a ``PENDING`` claim."""
         ...
 
+    @abstractmethod
     async def get(self, cache_key: str) -> Outcome | None: ...
 
+    @abstractmethod
     async def put(self, cache_key: str, outcome: Outcome, ttl: float) -> None: ...
 
+    @abstractmethod
     async def invalidate(self, cache_key: str) -> None: ...
 
+    @abstractmethod
     async def acquire(self, cache_key: str, ttl: float) -> bool:
         """Take the resolve lock for ``cache_key`` (cross-process single flight)."""
         ...
 
+    @abstractmethod
     async def unlock(self, cache_key: str) -> None: ...
 
+    @abstractmethod
     async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
         """Wait for another process's answer; ``None`` once its lock is gone without one."""
         ...
 
+    @abstractmethod
     async def close(self) -> None: ...
 
+    async def purge(self, codes: list[str]) -> int:
+        """Forget the cached answers of ``codes`` (``cache purge``); how many existed."""
+        removed = 0
+        for code in codes:
+            removed += await self.get(code) is not None
+            await self.invalidate(code)
+        return removed
+
+    @abstractmethod
     def status(self) -> Mapping[str, Any]:
         """Backend name and health, for ``/readyz``."""
         ...

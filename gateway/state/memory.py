@@ -1,8 +1,4 @@
-"""Shared request state: the X-EXTERNAL-ID replay guard and the answer cache, behind one
-interface so a backend can serve a cache hit and its replay check in a single round trip.
-
-:class:`MemoryState` is the embedded default; the Redis backend implements the same protocol.
-"""
+"""The embedded state backend: replay guard and answer cache in this process (no Redis)."""
 
 from __future__ import annotations
 
@@ -13,10 +9,10 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from ..snap.models import Outcome
-from .base import Begin, Claim, StoredAnswer
+from .base import Begin, Claim, StateBackend, StoredAnswer
 
 
-class MemoryState:
+class MemoryState(StateBackend):
     """In-process state for a single gateway process (no Redis needed).
 
     Replay entries are plain tuples ``(fingerprint, expires, answer)``: at thousands of inquiries

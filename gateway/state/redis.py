@@ -35,7 +35,7 @@ from ..config import CacheSettings
 from ..log import get_logger
 from ..metrics import Metrics
 from ..snap.models import Outcome
-from .base import Begin, Claim, StoredAnswer
+from .base import Begin, Claim, StateBackend, StoredAnswer
 from .codec import decode_outcome, encode_outcome
 from .memory import MemoryState
 
@@ -50,7 +50,7 @@ _FP = 64  # hex SHA-256 fingerprint length
 _POLL = 0.02
 
 
-class RedisState:
+class RedisState(StateBackend):
     """:class:`~gateway.state.base.StateBackend` on Redis, degrading to memory when Redis fails."""
 
     def __init__(

@@ -1,8 +1,7 @@
-"""The in-process answer cache and the TTL policy every backend shares.
+"""How long an outcome may be reused: the TTL policy every state backend shares.
 
 Only resolver *outcomes* are cached, never rendered answers: an answer echoes per-request strings
-(``inquiryRequestId``) and must be rendered for each request anyway.
-"""
+(``inquiryRequestId``) and must be rendered for each request anyway."""
 
 from __future__ import annotations
 

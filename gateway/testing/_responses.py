@@ -1,7 +1,4 @@
-"""SNAP JSON answers: error bodies from the code table, success bodies as given.
-
-The HTTP status always equals the first three digits of ``responseCode``.
-"""
+"""A SNAP answer as a Starlette response, for the fake DOKU."""
 
 from __future__ import annotations
 

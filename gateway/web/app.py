@@ -45,7 +45,7 @@ def create_app(
     if resolvers is None:
         resolvers = ResolverSet.from_settings(settings.resolvers, settings.inquiry.resolver_timeout)
     if state is None:
-        state = create_state(settings, metrics)
+        state = create_state(settings.cache, metrics)
     runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
     journal = journal or create_journal(settings)
     ledger = create_ledger(settings)

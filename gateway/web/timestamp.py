@@ -1,4 +1,4 @@
-"""timestamp."""
+"""The response X-TIMESTAMP header, formatted at most once a second."""
 
 from __future__ import annotations
 

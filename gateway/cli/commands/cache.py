@@ -28,14 +28,14 @@ def register(commands: Subcommands) -> None:
 def _cache_purge(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ...config import CacheSettings
+    from ...config import CacheSettings, is_memory_url
     from ...metrics import Metrics
-    from ...state.redis import RedisState
+    from ...state import create_state
 
     env = dict(os.environ)
     cache = load_settings(args.config, env).cache if args.config else CacheSettings()
     url = args.redis_url or env.get("DOKU_GATEWAY_REDIS_URL") or cache.url
-    if not url or url.startswith("memory:"):
+    if not url or is_memory_url(url):
         print(
             "doku-gateway: the in-memory cache lives inside each gateway process; "
             "purge needs a Redis URL (--redis-url or cache.url)",
@@ -45,7 +45,7 @@ def _cache_purge(args: argparse.Namespace) -> int:
     cache = replace(cache, url=url, prefix=args.prefix if args.prefix is not None else cache.prefix)
 
     async def purge() -> int:
-        state = RedisState.from_settings(cache, Metrics())
+        state = create_state(cache, Metrics())
         try:
             return await state.purge([va.replace(" ", "") for va in args.va])
         finally:

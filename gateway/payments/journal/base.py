@@ -1,11 +1,15 @@
-"""base."""
+"""The journal interface and its values: an entry as first received, a dead letter, a lease.
+
+Entries are idempotent on ``paymentRequestId``: a retried or concurrent duplicate notification
+finds the first entry."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,42 +69,59 @@ class Lease:
     entries: Sequence[JournalEntry]
 
 
-class Journal(Protocol):
+class Journal(ABC):
     shards: int
 
+    @abstractmethod
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
         """Record ``entry`` durably; returns ``(first entry for its paymentRequestId, is_new)``."""
         ...
 
+    async def keepalive(self, shard: int) -> bool:
+        """Renew this process's claim on ``shard`` (many pods share a journal); ``False`` once
+        another process owns it. A single-process journal always owns every shard."""
+        return True
+
+    @abstractmethod
     async def read(self, shard: int, timeout: float) -> Lease | None:
         """Undelivered entries of ``shard`` in order, waiting up to ``timeout`` for new ones;
         ``None`` when this process does not own the shard right now."""
         ...
 
+    @abstractmethod
     async def done(self, shard: int, entry: JournalEntry) -> None:
         """Mark ``entry`` handled (delivered or dead-lettered): it is not read again."""
         ...
 
+    @abstractmethod
     async def is_delivered(self, payment_request_id: str) -> bool: ...
 
+    @abstractmethod
     async def has_payment(self, payment_code: str) -> bool:
         """Whether any payment of this VA (``virtualAccountNo`` without spaces) is journaled."""
         ...
 
+    @abstractmethod
     async def mark_delivered(self, payment_request_id: str) -> None: ...
 
+    @abstractmethod
     async def lock(self, payment_request_id: str, ttl: float) -> bool:
         """Exclusive right to call the hook for one payment (request path vs. worker, pods)."""
         ...
 
+    @abstractmethod
     async def unlock(self, payment_request_id: str) -> None: ...
 
+    @abstractmethod
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None: ...
 
+    @abstractmethod
     async def dead_letters(self) -> list[DeadLetter]: ...
 
+    @abstractmethod
     async def replay(self, dead_id: str) -> bool:
         """Put a dead letter back for delivery; False when there is no such id."""
         ...
 
+    @abstractmethod
     async def close(self) -> None: ...

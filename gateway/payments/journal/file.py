@@ -1,10 +1,4 @@
-"""The payment journal: every accepted notification is recorded here *before* DOKU gets its
-acknowledgement, and delivered to the merchant from here, at least once, in order per VA.
-
-Two backends share this interface: :class:`FileJournal` (embedded: fsync'd JSON lines, one
-process) and ``RedisJournal`` (Redis Streams, many pods). Entries are idempotent on
-``paymentRequestId``: a retried or concurrent duplicate notification finds the first entry.
-"""
+"""The embedded payment journal: fsync'd JSON lines in one directory, for one process."""
 
 from __future__ import annotations
 
@@ -15,7 +9,7 @@ import time
 from pathlib import Path
 
 from ...log import get_logger
-from .base import DeadLetter, JournalEntry, Lease
+from .base import DeadLetter, Journal, JournalEntry, Lease
 
 _log = get_logger("journal")
 
@@ -64,7 +58,7 @@ def _read_lines(path: Path) -> list[bytes]:
     return [line for line in lines if line.strip()]
 
 
-class FileJournal:
+class FileJournal(Journal):
     """Embedded journal: ``payments.jsonl`` (entries), ``delivered.log``, ``dead.jsonl``.
 
     Every append is written and fsync'd (in a worker thread, so the event loop keeps serving)

@@ -32,7 +32,7 @@ from ..._redis.connect import connect
 from ..._redis.keys import FORMAT_VERSION
 from ..._redis.scripts import script
 from ...config import CacheSettings, PaymentSettings
-from .base import DeadLetter, JournalEntry, Lease
+from .base import DeadLetter, Journal, JournalEntry, Lease
 
 __all__ = ["RedisJournal"]
 
@@ -41,7 +41,7 @@ _GROUP = "deliverer"
 _CONSUMER = "deliverer"
 
 
-class RedisJournal:
+class RedisJournal(Journal):
     def __init__(
         self, client: Any, settings: PaymentSettings, prefix: str, others: tuple[Any, ...] = ()
     ) -> None:

@@ -1,11 +1,15 @@
-"""base."""
+"""The inquiry ledger interface and its entry: a VA answered with a payable bill, and when.
+
+The newest inquiry of a VA wins: a record older (by ``answered_at``) than the stored one is
+ignored, so the reconciler noting a check cannot undo an inquiry the gateway recorded meanwhile."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ...snap.models import Bill, Inquiry
 
@@ -83,17 +87,21 @@ def _order(entry: LedgerEntry) -> tuple[float, str]:
     return entry.answered_at, entry.payment_code
 
 
-class InquiryLedger(Protocol):
+class InquiryLedger(ABC):
+    @abstractmethod
     async def record(self, entry: LedgerEntry) -> None:
         """Note that ``entry``'s VA was answered with a bill; never raises (a hint)."""
         ...
 
+    @abstractmethod
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
         """Entries with ``newer_than <= answered_at <= older_than`` (POSIX), oldest first."""
         ...
 
+    @abstractmethod
     async def settle(self, payment_code: str) -> None:
         """Forget the VA (its payment is journaled, or it is no longer worth asking about)."""
         ...
 
+    @abstractmethod
     async def close(self) -> None: ...

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...log import get_logger
-from .base import LedgerEntry, _from_document, _order
+from .base import InquiryLedger, LedgerEntry, _from_document, _order
 
 _log = get_logger("ledger")
 
@@ -36,7 +36,7 @@ _log = get_logger("ledger")
 # -- file backend ---------------------------------------------------------------------------------
 
 
-class FileLedger:
+class FileLedger(InquiryLedger):
     """``inquiries.jsonl`` in ``directory``: one line per record, a tombstone line per settle.
 
     The file is compacted (rewritten with the live entries only) when most of its lines are dead.

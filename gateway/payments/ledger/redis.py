@@ -1,4 +1,6 @@
-"""redis."""
+"""The inquiry ledger in Redis, shared by every pod: ``{prefix}v1:{pay}:ledger:entries`` (hash,
+payment code → entry) and ``{prefix}v1:{pay}:ledger:answered`` (sorted set by answer time), in the
+payment journal's hash tag."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from ..._redis.keys import FORMAT_VERSION
 from ..._redis.scripts import script
 from ...config import CacheSettings
 from ...log import get_logger
-from .base import LedgerEntry
+from .base import InquiryLedger, LedgerEntry
 
 _log = get_logger("ledger")
 
@@ -17,7 +19,7 @@ _log = get_logger("ledger")
 # -- Redis backend --------------------------------------------------------------------------------
 
 
-class RedisLedger:
+class RedisLedger(InquiryLedger):
     """The ledger in Redis, shared by every pod; one round trip per record or settle.
 
     After a failed record, records are skipped for ``retry_interval`` seconds, so a dead Redis
