@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from ...log import get_logger
 from ...snap.answers import error_body, json_bytes
 from ...snap.codes import Case, Service
+from ...snap.diagnostics import ReceivedRequest, diagnose_clock, diagnose_signature
 from ...snap.errors import SignatureError, SnapError
 from ...snap.fields import parse_json, printable_ascii
 from ...snap.timestamps import epoch_of
@@ -66,6 +67,8 @@ async def verify_transaction(
     except ValueError:
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP") from None
     if abs(moment - now) > rt.settings.security.timestamp_skew:
+        if rt.settings.security.signature_diagnostics:
+            _log_clock(rt, endpoint, timestamp, now)
         raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
@@ -80,6 +83,8 @@ async def verify_transaction(
         request.method, signed_path, token, raw, document, timestamp, signature
     )
     if matched is None:
+        if rt.settings.security.signature_diagnostics:
+            _log_signature(rt, request, endpoint, path, authorization, token, raw, document, now)
         if rt.settings.security.signature_mode == "enforce":
             raise SignatureError(Case.UNAUTHORIZED, "Signature")
         rt.metrics.signature_failures.labels(endpoint, "signature_logged").inc()
@@ -90,6 +95,46 @@ async def verify_transaction(
     day = wib_seconds // _DAY
     replay_key = f"{endpoint}:{partner_id}:{day}:{external_id}"
     return Verified(raw, document, replay_key, hashlib.sha256(raw).hexdigest())
+
+
+def _log_clock(runtime: Runtime, endpoint: str, timestamp: str, now: float) -> None:
+    """``security.signature_diagnostics``: say why X-TIMESTAMP fell outside the window."""
+    diagnosis = diagnose_clock(timestamp, now, runtime.settings.security.timestamp_skew)
+    _log.warning("%s: X-TIMESTAMP refused; diagnosis: %s", endpoint, diagnosis.message)
+
+
+def _log_signature(
+    runtime: Runtime,
+    request: RawRequest,
+    endpoint: str,
+    path: str,
+    authorization: str,
+    token: str,
+    raw: bytes,
+    document: dict[str, Any],
+    now: float,
+) -> None:
+    """``security.signature_diagnostics``: one log line naming the likeliest sender mistake.
+
+    Only on the failure path, after the token verified, so a caller without a valid token
+    cannot make the gateway search. The line names variants, never the secret, token or
+    signature."""
+    received = ReceivedRequest(
+        method=request.method,
+        path=path,
+        query=request.query,
+        prefix=runtime.settings.http.path_prefix,
+        authorization=authorization,
+        token=token,
+        raw=raw,
+        document=document,
+        timestamp=request.header(b"x-timestamp") or "",
+        signature=request.header(b"x-signature") or "",
+        host=request.header(b"host"),
+        forwarded_prefix=request.header(b"x-forwarded-prefix"),
+    )
+    diagnosis = diagnose_signature(runtime.signer.secret, received, now)
+    _log.warning("%s: X-SIGNATURE did not verify; diagnosis: %s", endpoint, diagnosis.message)
 
 
 def replay_ttl(runtime: Runtime) -> float:
