@@ -23,7 +23,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, Any]:
     """The known-answer vectors of spec §15 (a copy of ../shared/spec/vectors.json)."""
-    return json.loads((DATA / "vectors.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads((DATA / "vectors.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 @pytest.fixture(scope="session")

@@ -236,7 +236,13 @@ def test_missing_va_fields_are_missing_not_invalid(field: str) -> None:
     }
     values = {"partner_service_id": PARTNER, "customer_no": CUSTOMER, "virtual_account_no": VA_NO}
     values[field] = ""
-    refused(lambda: CheckStatusRequest(**values), names[field], Case.MISSING_MANDATORY_FIELD)
+    refused(
+        lambda: CheckStatusRequest(
+            values["partner_service_id"], values["customer_no"], values["virtual_account_no"]
+        ),
+        names[field],
+        Case.MISSING_MANDATORY_FIELD,
+    )
 
 
 def test_check_status_ids_are_limited_to_128() -> None:

@@ -420,7 +420,8 @@ async def test_identical_retry_of_a_cache_hit_renders_the_kept_outcome(
     assert again.content == first.content
     assert conflict.json()["responseCode"] == "4092400"
     keys_found = [k async for k in raw.scan_iter(match="doku-gateway:v1:r:*hit")]
-    assert len(keys_found) == 1 and (await raw.get(keys_found[0]))[:1] == b"H"
+    stored = await raw.get(keys_found[0])
+    assert len(keys_found) == 1 and isinstance(stored, bytes) and stored[:1] == b"H"
     # The retry cost one EVALSHA and no separate write of its answer.
     assert after.get("evalsha", 0) - before.get("evalsha", 0) == 1
     assert after.get("set", 0) == before.get("set", 0)
