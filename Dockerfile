@@ -8,10 +8,21 @@
 # Build arguments:
 #   PLUGINS       extra pip requirement specs installed next to the gateway: resolver plugins from
 #                 a package index, VCS URLs, or paths inside the build context such as
-#                 ./plugins/NAME (the .dockerignore lets only gateway/ and plugins/ in).
+#                 ./plugins/NAME (the .dockerignore lets only gateway/, plugins/ and wheels/ in).
+#   WHEELS        a directory inside the build context (default: wheels) whose *.whl files are
+#                 installed too, e.g. a private resolver built with `pip wheel`; their
+#                 dependencies come from the same directory first, then the index.
 #   REPO_PLUGINS  which of the repository's plugins/*/ directories (those with a pyproject.toml)
 #                 to install: "all" (default), "none", or space-separated directory names.
 #   PYTHON_IMAGE  base image of both stages (default python:3.11-slim).
+#
+# A private resolver can also be added on top of a built image, without this build:
+#   FROM registry.example.com/doku-gateway:0.1.0
+#   USER 0
+#   COPY acme_erp_resolver-1.4.2-py3-none-any.whl /tmp/
+#   RUN pip install --no-cache-dir /tmp/acme_erp_resolver-1.4.2-py3-none-any.whl \
+#    && rm /tmp/acme_erp_resolver-1.4.2-py3-none-any.whl
+#   USER 10001:10001
 #
 # Run: the configuration is read from /etc/doku-gateway/config.toml (mount it; the Helm chart in
 # helm/doku-gateway does), which must set [http] host = "0.0.0.0" to be reachable; keys and the
@@ -29,12 +40,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/doku-gateway
 ENV PATH=/opt/doku-gateway/bin:$PATH
 WORKDIR /src
-# Only pyproject.toml, README.md, gateway/ and plugins/ get here (see .dockerignore); plugins/
-# may be absent or empty.
+# Only pyproject.toml, README.md, gateway/, plugins/ and wheels/ get here (see .dockerignore);
+# plugins/ and wheels/ may be absent or empty.
 COPY . .
 ARG REPO_PLUGINS=all
 ARG PLUGINS=""
-# $specs and $PLUGINS are split into words on purpose; versions are pinned by whoever sets PLUGINS.
+ARG WHEELS=wheels
+# $specs and $PLUGINS are split into words on purpose; versions are pinned by whoever sets PLUGINS
+# or builds the wheels.
 # hadolint ignore=DL3013,SC2086
 RUN set -eu; \
     specs="."; \
@@ -45,10 +58,15 @@ RUN set -eu; \
            done ;; \
       *) for name in $REPO_PLUGINS; do specs="$specs ./plugins/$name"; done ;; \
     esac; \
+    links=""; \
+    for wheel in "$WHEELS"/*.whl; do \
+      if [ -f "$wheel" ]; then specs="$specs ./$wheel"; links="--find-links ./$WHEELS"; fi; \
+    done; \
     set -f; \
     echo "installing: $specs $PLUGINS"; \
-    pip install $specs $PLUGINS; \
-    python -c "from gateway.resolvers.loader import available_resolvers as a; print('resolvers:', a())"; \
+    pip install $links $specs $PLUGINS; \
+    python -c "from importlib.metadata import entry_points as e; \
+print('resolvers:', sorted(p.name for p in e(group='doku_gateway.resolvers')))"; \
     doku-gateway --help > /dev/null
 
 # ---- runtime ---------------------------------------------------------------------------------

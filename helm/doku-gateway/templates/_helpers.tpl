@@ -22,9 +22,16 @@ Names and labels.
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Every pod of the release: the gateway, the reconcile job and the test pod. */}}
 {{- define "doku-gateway.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "doku-gateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The gateway pods only: what the Service, the workload, the PDB and anti-affinity select. */}}
+{{- define "doku-gateway.gatewaySelectorLabels" -}}
+{{ include "doku-gateway.selectorLabels" . }}
+app.kubernetes.io/component: gateway
 {{- end }}
 
 {{- define "doku-gateway.labels" -}}
@@ -61,6 +68,7 @@ Fixed locations inside the container; the image's CMD and the README use the sam
 {{- define "doku-gateway.configPath" -}}/etc/doku-gateway/config.toml{{- end }}
 {{- define "doku-gateway.secretsDir" -}}/etc/doku-gateway/secrets{{- end }}
 {{- define "doku-gateway.dataDir" -}}/var/lib/doku-gateway{{- end }}
+{{- define "doku-gateway.redisDir" -}}/etc/doku-gateway/redis{{- end }}
 
 {{/* The port the gateway listens on: config.http.port. */}}
 {{- define "doku-gateway.port" -}}
@@ -168,6 +176,9 @@ public_key = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir .) }}
 {{- end }}
 {{- range $section := list "paths" "http" "security" "inquiry" "cache" "client" "payment" }}
 {{- $table := index $cfg $section | default dict }}
+{{- if and (eq $section "cache") $.Values.redis.urlSecret.name }}
+{{- $table = set (deepCopy $table) "url" (printf "file:%s/url" (include "doku-gateway.redisDir" $)) }}
+{{- end }}
 
 [{{ $section }}]
 {{- include "doku-gateway.tomlPairs" $table }}
@@ -201,7 +212,69 @@ Checks that fail the install early instead of leaving a pod in CrashLoopBackOff.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- $journal := ((.Values.config.payment | default dict).journal | default "auto") }}
+{{- if and (eq $journal "redis") (not (include "doku-gateway.hasRedis" .)) }}
+{{- fail "config.payment.journal is \"redis\" but no Redis URL reaches the gateway: set config.cache.url or redis.urlSecret" }}
 {{- end }}
+{{- end }}
+{{- if eq (include "doku-gateway.journal" .) "file" }}
+{{- if not (include "doku-gateway.persistent" .) }}
+{{- fail "config.payment.journal is a file journal (no Redis in config.cache.url or redis.urlSecret) and persistence.enabled=false puts it on an emptyDir: acknowledged payments whose hook has not run would be lost with the pod. Use a Redis journal, or leave persistence.enabled unset for a PersistentVolumeClaim" }}
+{{- end }}
+{{- if include "doku-gateway.multiReplica" . }}
+{{- fail "a file payment journal is for one process: keep replicaCount 1 and autoscaling off, or use a Redis journal (config.cache.url or redis.urlSecret)" }}
+{{- end }}
+{{- end }}
+{{- if and (include "doku-gateway.persistent" .) (eq .Values.workload.kind "Deployment") }}
+{{- if eq ((.Values.strategy | default dict).type | default "") "RollingUpdate" }}
+{{- fail "strategy.type=RollingUpdate with a PersistentVolumeClaim on /var/lib/doku-gateway: the new pod would share the claim (and a file journal) with the old one. Use Recreate, or leave strategy empty" }}
+{{- end }}
+{{- if include "doku-gateway.multiReplica" . }}
+{{- fail "persistence with a Deployment of more than one pod: the pods would share one claim. Use workload.kind=StatefulSet (a claim per pod), or persistence.enabled=false with a Redis journal" }}
+{{- end }}
+{{- end }}
+{{- if and (eq (toString .Values.reconcile.enabled) "true") (ne (include "doku-gateway.journal" .) "redis") }}
+{{- fail "reconcile.enabled=true needs a Redis payment journal (config.cache.url or redis.urlSecret): a file journal belongs to the one gateway pod" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The payment journal the gateway will use: "redis", "file", or "demo" (serve --demo keeps its
+own under /tmp). Mirrors Settings.journal_on_redis in gateway/config.py.
+*/}}
+{{- define "doku-gateway.journal" -}}
+{{- if .Values.demo.enabled -}}
+demo
+{{- else -}}
+{{- $journal := (.Values.config.payment | default dict).journal | default "auto" -}}
+{{- if or (eq $journal "redis") (and (eq $journal "auto") (include "doku-gateway.hasRedis" .)) -}}
+redis
+{{- else -}}
+file
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* True (non-empty) when /var/lib/doku-gateway is a PersistentVolumeClaim. */}}
+{{- define "doku-gateway.persistent" -}}
+{{- $p := .Values.persistence -}}
+{{- if $p.existingClaim -}}
+true
+{{- else if kindIs "bool" $p.enabled -}}
+{{- if $p.enabled }}true{{ end -}}
+{{- else if eq (include "doku-gateway.journal" .) "file" -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* True (non-empty) when the reconcile CronJob is rendered. */}}
+{{- define "doku-gateway.reconcileEnabled" -}}
+{{- $enabled := .Values.reconcile.enabled -}}
+{{- if kindIs "bool" $enabled -}}
+{{- if $enabled }}true{{ end -}}
+{{- else if eq (include "doku-gateway.journal" .) "redis" -}}
+true
+{{- end -}}
 {{- end }}
 
 {{/* True (non-empty) when a Redis URL reaches the gateway, through the TOML or the environment. */}}
