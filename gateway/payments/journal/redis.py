@@ -171,7 +171,10 @@ class RedisJournal(Journal):
 
     async def replay(self, dead_id: str) -> bool:
         key = f"{self._base}dead"
-        rows = await self._redis.xrange(key, dead_id, dead_id)
+        try:
+            rows = await self._redis.xrange(key, dead_id, dead_id)
+        except ResponseError:  # not a stream id at all (a typo on the command line)
+            return False
         if not rows:
             return False
         letter = _dead(*rows[0])
