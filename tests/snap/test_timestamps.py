@@ -9,7 +9,9 @@ from gateway.snap.timestamps import (
     WIB,
     format_timestamp,
     parse_timestamp,
+    seconds_to_wib_midnight,
     wib_day,
+    wib_day_number,
     within_window,
 )
 
@@ -118,3 +120,12 @@ def test_format_timestamp_defaults_to_now() -> None:
     after = datetime.now(UTC)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", value)
     assert before <= parse_timestamp(value) <= after
+
+
+def test_wib_day_number_and_midnight_agree_with_wib_day() -> None:
+    for moment in (0.0, 1_714_582_799.0, 1_714_582_800.0, 1_714_600_000.5):
+        assert date(1970, 1, 1) + timedelta(days=wib_day_number(moment)) == wib_day(moment)
+        left = seconds_to_wib_midnight(moment)
+        assert 0 < left <= 86_400
+        assert wib_day(moment + left) == wib_day(moment) + timedelta(days=1)
+        assert wib_day(moment + left - 0.5) == wib_day(moment)

@@ -16,7 +16,7 @@ from ...snap.codes import Case, Service
 from ...snap.diagnostics import ReceivedRequest, diagnose_clock, diagnose_signature
 from ...snap.errors import SignatureError, SnapError
 from ...snap.fields import parse_json, printable_ascii
-from ...snap.timestamps import epoch_of
+from ...snap.timestamps import epoch_of, seconds_to_wib_midnight, wib_day_number
 from ...state.base import Begin, Claim
 from ..asgi import RawRequest, Send, send_json
 from ..runtime import Runtime
@@ -32,8 +32,6 @@ __all__ = [
 ]
 
 _log = get_logger("transaction")
-_DAY = 86_400
-_WIB_OFFSET = 7 * 3600
 
 
 class Verified(NamedTuple):
@@ -91,8 +89,7 @@ async def verify_transaction(
         _log.warning("X-SIGNATURE did not verify on %s; accepted (log-only mode)", endpoint)
     # WIB day of the request: X-EXTERNAL-ID is unique per partner per day (BI), so the day is
     # part of the key and the claim lives until the end of that day plus a margin.
-    wib_seconds = int(now) + _WIB_OFFSET
-    day = wib_seconds // _DAY
+    day = wib_day_number(now)
     replay_key = f"{endpoint}:{partner_id}:{day}:{external_id}"
     return Verified(raw, document, replay_key, hashlib.sha256(raw).hexdigest())
 
@@ -139,8 +136,7 @@ def _log_signature(
 
 def replay_ttl(runtime: Runtime) -> float:
     """Seconds from now to the end of the WIB day, plus the configured margin."""
-    wib_seconds = runtime.clock() + _WIB_OFFSET
-    return _DAY - (wib_seconds % _DAY) + runtime.settings.cache.replay_margin
+    return seconds_to_wib_midnight(runtime.clock()) + runtime.settings.cache.replay_margin
 
 
 async def answer(runtime: Runtime, send: Send, status: int, document: dict[str, Any]) -> None:
