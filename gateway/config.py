@@ -8,16 +8,19 @@ short alias of ``cache.url``). Secrets and keys may be written inline or as ``en
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -35,6 +38,8 @@ __all__ = [
     "ResolverSettings",
     "SecuritySettings",
     "Settings",
+    "check_cache_url",
+    "load_journal_settings",
     "load_settings",
     "resolve_reference",
     "settings_from_mapping",
@@ -216,13 +221,17 @@ class Settings:
     client: ClientSettings = ClientSettings()
     payment: PaymentSettings = PaymentSettings()
     log_level: str = "INFO"
+    #: ``text`` (one human-readable line) or ``json`` (one object per line, for log shippers).
+    log_format: Literal["text", "json"] = "text"
     demo: bool = False
+    #: Every value read through ``env:``/``file:``: the log filter redacts these wherever they
+    #: would appear.
+    redacted: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def journal_on_redis(self) -> bool:
         """Whether the payment journal (and the inquiry ledger) live in Redis."""
-        journal = self.payment.journal
-        return journal == "redis" or (journal == "auto" and not is_memory_url(self.cache.url))
+        return journal_on_redis(self.cache, self.payment)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -238,86 +247,196 @@ _SECTIONS: dict[str, type[Any]] = {
     "payment": PaymentSettings,
 }
 _ALIASES = {"DOKU_GATEWAY_REDIS_URL": ("cache", "url")}
+#: Top-level scalar settings: type and allowed values.
+_TOP_LEVEL: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "log_level": (str, ("DEBUG", "INFO", "WARNING", "ERROR")),
+    "log_format": (str, ("text", "json")),
+}
 _SECRET_KEYS = {
     "doku": ("client_id", "client_secret", "public_key"),
     "merchant": ("private_key", "private_key_password", "public_key"),
 }
 
 
-def resolve_reference(value: str, key: str, env: Mapping[str, str]) -> str:
-    """Expand ``env:NAME`` and ``file:PATH``; anything else is returned as it is."""
+class _Problems:
+    """Collects every configuration problem so one :class:`ConfigError` reports them all."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+        #: Values read through ``env:``/``file:``: the log filter redacts them.
+        self.references: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append((key, message))
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Record a :class:`ConfigError` raised inside the block and carry on."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.items.extend(exc.problems)
+
+    def unknown(self, key: str, known: Iterable[str], what: str = "unknown setting") -> None:
+        name = key.rpartition(".")[2]
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        self.add(key, f"{what} (did you mean {close[0]}?)" if close else what)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError.collected(self.items)
+
+
+def resolve_reference(
+    value: str, key: str, env: Mapping[str, str], references: list[str] | None = None
+) -> str:
+    """Expand ``env:NAME`` and ``file:PATH``; anything else is returned as it is.
+
+    Each expanded value is appended to ``references`` (when given), for the log filter."""
     if value.startswith("env:"):
         name = value[4:]
         if name not in env:
             raise ConfigError(key, f"environment variable {name} is not set")
-        return env[name]
-    if value.startswith("file:"):
+        resolved = env[name]
+    elif value.startswith("file:"):
         try:
-            return Path(value[5:]).expanduser().read_text(encoding="utf-8")
+            resolved = Path(value[5:]).expanduser().read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(key, f"cannot read {value[5:]}: {exc.strerror}") from None
-    return value
+    else:
+        return value
+    if references is not None:
+        references.extend({resolved, resolved.strip()})
+    return resolved
+
+
+def is_reference(value: Any) -> bool:
+    """Whether ``value`` is an ``env:``/``file:`` reference."""
+    return isinstance(value, str) and value.startswith(("env:", "file:"))
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The TOML document at ``path``; :class:`ConfigError` (key ``config``) when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_resolvers: bool = False,
 ) -> Settings:
-    """Read a TOML file (or none), apply the environment, validate, and parse keys."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
-    return settings_from_mapping(data, os.environ if env is None else env)
+    """Read a TOML file (or none), apply the environment, validate, and parse keys.
+
+    ``check_resolvers`` also imports every resolver plugin and runs its factory's optional
+    ``check(options)`` hook, so every problem ``serve`` would meet is reported at once."""
+    data = read_config_file(path) if path is not None else {}
+    return settings_from_mapping(
+        data, os.environ if env is None else env, check_resolvers=check_resolvers
+    )
 
 
-def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    """Build :class:`Settings` from a TOML-shaped mapping plus environment overrides."""
-    known = set(_SECTIONS) | set(_SECRET_KEYS) | {"resolvers", "log_level"}
+def load_journal_settings(
+    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> tuple[CacheSettings, PaymentSettings]:
+    """Only what the payment journal needs (``cache`` and ``payment``): for the ``payments``
+    commands, which must work without the DOKU credentials or any resolver's secrets."""
+    data = read_config_file(path) if path is not None else {}
+    env = os.environ if env is None else env
+    problems = _Problems()
+    cache = _build_section(CacheSettings, "cache", _table(data, "cache", problems), env, problems)
+    payment = _build_section(
+        PaymentSettings, "payment", _table(data, "payment", problems), env, problems
+    )
+    problems.raise_if_any()
+    return cache, payment
+
+
+def journal_on_redis(cache: CacheSettings, payment: PaymentSettings) -> bool:
+    """Whether the payment journal (and the inquiry ledger) live in Redis."""
+    return payment.journal == "redis" or (
+        payment.journal == "auto" and not is_memory_url(cache.url)
+    )
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], env: Mapping[str, str], *, check_resolvers: bool = False
+) -> Settings:
+    """Build :class:`Settings` from a TOML-shaped mapping plus environment overrides.
+
+    Every problem is collected; one :class:`ConfigError` then names them all."""
+    problems = _Problems()
+    known = (*_SECTIONS, *_SECRET_KEYS, "resolvers", *_TOP_LEVEL)
     for key in data:
         if key not in known:
-            raise ConfigError(key, "unknown section")
-    tables = {name: dict(_table(data, name)) for name in (*_SECTIONS, *_SECRET_KEYS)}
+            problems.unknown(key, known, "unknown section")
+    tables = {name: dict(_table(data, name, problems)) for name in (*_SECTIONS, *_SECRET_KEYS)}
     for section, keys in _SECRET_KEYS.items():
+        for key in list(tables[section]):
+            if key not in keys:
+                problems.unknown(f"{section}.{key}", keys)
         for key in keys:
             variable = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
             if variable in env:
                 tables[section][key] = env[variable]
     sections = {
-        name: _build_section(cls, name, tables[name], env) for name, cls in _SECTIONS.items()
+        name: _build_section(cls, name, tables[name], env, problems)
+        for name, cls in _SECTIONS.items()
     }
-    log_level = str(env.get(f"{ENV_PREFIX}LOG_LEVEL", data.get("log_level", "INFO"))).upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
-    settings = Settings(
-        credentials=_credentials(tables["doku"], tables["merchant"], env),
-        resolvers=_resolvers(data.get("resolvers", []), env),
-        log_level=log_level,
+    top: dict[str, Any] = {}
+    for name, (hint, choices) in _TOP_LEVEL.items():
+        raw = env.get(f"{ENV_PREFIX}{name.upper()}", data.get(name))
+        if raw is None:
+            continue
+        value = str(raw).upper() if name == "log_level" else str(raw).lower()
+        if hint is not str or value not in choices:
+            problems.add(name, f"must be one of {', '.join(choices)}")
+        else:
+            top[name] = value
+    credentials = _credentials(tables["doku"], tables["merchant"], env, problems)
+    resolvers = _resolvers(data.get("resolvers", []), env, problems)
+    _validate(sections, resolvers, problems)
+    if check_resolvers:
+        from .resolvers.loader import check_resolvers as check
+
+        problems.items.extend(check(resolvers))
+    problems.raise_if_any()
+    assert credentials is not None
+    return Settings(
+        credentials=credentials,
+        resolvers=resolvers,
+        redacted=tuple(sorted({s for s in problems.references if s.strip()})),
+        **top,
         **sections,
     )
-    _validate(settings)
-    return settings
 
 
-def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def _table(data: Mapping[str, Any], name: str, problems: _Problems) -> Mapping[str, Any]:
     table = data.get(name, {})
     if not isinstance(table, dict):
-        raise ConfigError(name, "must be a table")
+        problems.add(name, "must be a table")
+        return {}
     return table
 
 
 def _build_section(
-    cls: type[Any], section: str, table: Mapping[str, Any], env: Mapping[str, str]
+    cls: type[Any],
+    section: str,
+    table: Mapping[str, Any],
+    env: Mapping[str, str],
+    problems: _Problems,
 ) -> Any:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = [f.name for f in dataclasses.fields(cls)]
     for key in table:
         if key not in names:
-            raise ConfigError(f"{section}.{key}", "unknown setting")
+            problems.unknown(f"{section}.{key}", names)
     values: dict[str, Any] = {}
     for name in names:
         key = f"{section}.{name}"
@@ -331,51 +450,80 @@ def _build_section(
             raw = from_env
         if raw is dataclasses.MISSING:
             continue
-        values[name] = _coerce(raw, hints[name], key, env)
+        with problems.guard():
+            values[name] = _coerce(
+                raw, hints[name], key, env, textual=from_env is not None, problems=problems
+            )
     return cls(**values)
 
 
-def _coerce(raw: Any, hint: Any, key: str, env: Mapping[str, str]) -> Any:
-    if isinstance(raw, str):
-        raw = resolve_reference(raw, key, env)
+def _coerce(
+    raw: Any,
+    hint: Any,
+    key: str,
+    env: Mapping[str, str],
+    *,
+    textual: bool = False,
+    problems: _Problems | None = None,
+) -> Any:
+    """Check ``raw`` against ``hint``. TOML values must have the right type already; text from
+    the environment (or an ``env:``/``file:`` reference) is parsed, never truncated."""
+    if isinstance(raw, str) and is_reference(raw):
+        raw = resolve_reference(raw, key, env, problems.references if problems else None)
+        textual = True
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
         if raw not in choices:
-            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}")
+            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}, not {raw!r}")
         return raw
     if origin in (types.UnionType, typing.Union):
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _coerce(raw, inner[0], key, env)
+        return _coerce(raw, inner[0], key, env, textual=textual, problems=problems)
     if hint is bool:
         if isinstance(raw, bool):
             return raw
-        lowered = str(raw).strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(key, "must be true or false")
-    if hint in (int, float):
-        if isinstance(raw, bool):
-            raise ConfigError(key, f"must be a number, not {raw!r}")
-        try:
-            number = hint(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"must be a number, not {raw!r}") from None
-        if number < 0:
-            raise ConfigError(key, "must not be negative")
-        return number
+        if textual and isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        raise ConfigError(key, f"must be true or false, not {raw!r}")
+    if hint is int or hint is float:
+        return _number(raw, hint, key, textual)
     if hint is str:
         if not isinstance(raw, str):
-            raise ConfigError(key, "must be a string")
+            raise ConfigError(key, f"must be a string, not {raw!r}")
         return raw
     raise ConfigError(key, "unsupported setting type")  # pragma: no cover
 
 
+def _number(raw: Any, hint: type[int] | type[float], key: str, textual: bool) -> int | float:
+    kind = "an integer" if hint is int else "a number"
+    number: int | float
+    if isinstance(raw, bool):
+        raise ConfigError(key, f"must be {kind}, not {raw!r}")
+    if textual and isinstance(raw, str):
+        try:
+            number = hint(raw.strip())
+        except ValueError:
+            raise ConfigError(key, f"must be {kind}, not {raw!r}") from None
+    elif isinstance(raw, int) or (hint is float and isinstance(raw, float)):
+        number = hint(raw)
+    else:
+        raise ConfigError(key, f"must be {kind}, not {raw!r}")
+    if number < 0:
+        raise ConfigError(key, "must not be negative")
+    return number
+
+
 def _credentials(
-    doku: Mapping[str, Any], merchant: Mapping[str, Any], env: Mapping[str, str]
-) -> Credentials:
+    doku: Mapping[str, Any],
+    merchant: Mapping[str, Any],
+    env: Mapping[str, str],
+    problems: _Problems,
+) -> Credentials | None:
     def text(section: Mapping[str, Any], name: str, key: str, required: bool = True) -> str | None:
         value = section.get(name)
         if value is None or value == "":
@@ -384,129 +532,208 @@ def _credentials(
             return None
         if not isinstance(value, str):
             raise ConfigError(key, "must be a string")
-        resolved = resolve_reference(value, key, env)
+        resolved = resolve_reference(value, key, env, problems.references)
         if required and not resolved.strip():
             raise ConfigError(key, "is empty")
         return resolved
 
-    client_id = text(doku, "client_id", "doku.client_id")
-    secret = text(doku, "client_secret", "doku.client_secret")
-    assert client_id is not None and secret is not None
-    try:
-        doku_key = load_public_key(text(doku, "public_key", "doku.public_key") or "")
-    except ValueError as exc:
-        raise ConfigError("doku.public_key", str(exc)) from None
-    password = text(merchant, "private_key_password", "merchant.private_key_password", False)
-    try:
-        private = load_private_key(
-            text(merchant, "private_key", "merchant.private_key") or "", password
+    found: dict[str, Any] = {}
+    with problems.guard():
+        found["client_id"] = text(doku, "client_id", "doku.client_id")
+    with problems.guard():
+        # A secret read from a file or a Kubernetes Secret often ends with a newline, which
+        # would silently break every HMAC; no DOKU secret has surrounding whitespace.
+        secret = text(doku, "client_secret", "doku.client_secret") or ""
+        found["client_secret"] = secret.strip()
+        problems.references.append(secret.strip())
+    with problems.guard():
+        try:
+            found["doku_key"] = load_public_key(text(doku, "public_key", "doku.public_key") or "")
+        except ValueError as exc:
+            raise ConfigError("doku.public_key", str(exc)) from None
+    password: str | None = None
+    with problems.guard():
+        password = text(merchant, "private_key_password", "merchant.private_key_password", False)
+        if password:
+            problems.references.append(password)
+    with problems.guard():
+        try:
+            found["private"] = load_private_key(
+                text(merchant, "private_key", "merchant.private_key") or "", password
+            )
+        except ValueError as exc:
+            raise ConfigError("merchant.private_key", str(exc)) from None
+    with problems.guard():
+        public_text = text(merchant, "public_key", "merchant.public_key", False)
+        private = found.get("private")
+        try:
+            if public_text:
+                found["public"] = load_public_key(public_text)
+            elif private is not None:
+                found["public"] = private.public_key()
+        except ValueError as exc:
+            raise ConfigError("merchant.public_key", str(exc)) from None
+        public = found.get("public")
+        matches = (
+            private is None
+            or public is None
+            or public.public_numbers() == private.public_key().public_numbers()
         )
-    except ValueError as exc:
-        raise ConfigError("merchant.private_key", str(exc)) from None
-    public_text = text(merchant, "public_key", "merchant.public_key", False)
-    try:
-        public = load_public_key(public_text) if public_text else private.public_key()
-    except ValueError as exc:
-        raise ConfigError("merchant.public_key", str(exc)) from None
-    if public.public_numbers() != private.public_key().public_numbers():
-        raise ConfigError("merchant.public_key", "does not match merchant.private_key")
-    # A secret read from a file or a Kubernetes Secret often ends with a newline, which would
-    # silently break every HMAC; no DOKU secret has surrounding whitespace.
-    return Credentials(client_id.strip(), secret.strip(), doku_key, private, public)
+        if not matches:
+            raise ConfigError("merchant.public_key", "does not match merchant.private_key")
+    if len(found) < 5:
+        return None
+    return Credentials(
+        found["client_id"].strip(),
+        found["client_secret"],
+        found["doku_key"],
+        found["private"],
+        found["public"],
+    )
 
 
-def _resolvers(raw: Any, env: Mapping[str, str]) -> tuple[ResolverSettings, ...]:
+_RESOLVER_KEYS = ("name", "use", "partner_service_ids", "default", "timeout", "options")
+
+
+def _resolvers(
+    raw: Any, env: Mapping[str, str], problems: _Problems
+) -> tuple[ResolverSettings, ...]:
     if not isinstance(raw, list):
-        raise ConfigError("resolvers", "must be an array of tables ([[resolvers]])")
+        problems.add("resolvers", "must be an array of tables ([[resolvers]])")
+        return ()
     result: list[ResolverSettings] = []
     for index, table in enumerate(raw):
         key = f"resolvers[{index}]"
         if not isinstance(table, dict):
-            raise ConfigError(key, "must be a table")
-        unknown = set(table) - {
-            "name",
-            "use",
-            "partner_service_ids",
-            "default",
-            "timeout",
-            "options",
-        }
-        if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown setting")
+            problems.add(key, "must be a table")
+            continue
+        before = len(problems.items)
+        for unknown in sorted(set(table) - set(_RESOLVER_KEYS)):
+            problems.unknown(f"{key}.{unknown}", _RESOLVER_KEYS)
         use = table.get("use")
         if not isinstance(use, str) or not use:
-            raise ConfigError(f"{key}.use", "is required (an entry point name or module:factory)")
+            problems.add(f"{key}.use", "is required (an entry point name or module:factory)")
         ids = table.get("partner_service_ids", [])
         if not isinstance(ids, list) or not all(
             isinstance(i, str) and i.strip().isdigit() for i in ids
         ):
-            raise ConfigError(f"{key}.partner_service_ids", "must be a list of digit strings")
-        timeout = table.get("timeout")
-        if timeout is not None:
-            timeout = _coerce(timeout, float, f"{key}.timeout", env)
-            if timeout <= 0:
-                raise ConfigError(f"{key}.timeout", "must be positive")
+            problems.add(f"{key}.partner_service_ids", "must be a list of digit strings")
+            ids = []
+        timeout: float | None = None
+        with problems.guard():
+            if table.get("timeout") is not None:
+                timeout = _coerce(table["timeout"], float, f"{key}.timeout", env)
+                if not timeout:
+                    raise ConfigError(f"{key}.timeout", "must be positive")
+        default = False
+        with problems.guard():
+            default = _coerce(table.get("default", False), bool, f"{key}.default", env)
         options = table.get("options", {})
         if not isinstance(options, dict):
-            raise ConfigError(f"{key}.options", "must be a table")
+            problems.add(f"{key}.options", "must be a table")
+            options = {}
+        expanded = _expand(options, f"{key}.options", env, problems)
+        if len(problems.items) > before or not isinstance(use, str):
+            continue
         result.append(
             ResolverSettings(
                 name=str(table.get("name", use)),
                 use=use,
                 partner_service_ids=tuple(i.strip() for i in ids),
-                default=_coerce(table.get("default", False), bool, f"{key}.default", env),
+                default=default,
                 timeout=timeout,
-                options=MappingProxyType(_expand(options, f"{key}.options", env)),
+                options=MappingProxyType(expanded),
             )
         )
     return tuple(result)
 
 
-def _expand(value: Any, key: str, env: Mapping[str, str]) -> Any:
+def _expand(value: Any, key: str, env: Mapping[str, str], problems: _Problems) -> Any:
     """Resolve ``env:``/``file:`` references inside a resolver's options, so a plugin's secrets
     (an API key in a header, a DSN) need not be written into the config file."""
     if isinstance(value, str):
-        return resolve_reference(value, key, env)
+        with problems.guard():
+            return resolve_reference(value, key, env, problems.references)
+        return value
     if isinstance(value, dict):
-        return {k: _expand(v, f"{key}.{k}", env) for k, v in value.items()}
+        return {k: _expand(v, f"{key}.{k}", env, problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{key}[{i}]", env) for i, v in enumerate(value)]
+        return [_expand(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
     return value
 
 
-def _validate(settings: Settings) -> None:
-    if not settings.resolvers:
-        raise ConfigError("resolvers", "configure at least one [[resolvers]] table")
-    defaults = [r for r in settings.resolvers if r.default]
-    if len(defaults) > 1:
-        raise ConfigError("resolvers", "only one resolver may be the default")
-    names = [r.name for r in settings.resolvers]
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _validate(
+    sections: Mapping[str, Any], resolvers: Sequence[ResolverSettings], problems: _Problems
+) -> None:
+    add = problems.add
+    if not resolvers and not any(k.startswith("resolvers") for k, _ in problems.items):
+        add("resolvers", "configure at least one [[resolvers]] table")
+    if len([r for r in resolvers if r.default]) > 1:
+        add("resolvers", "only one resolver may be the default")
+    names = [r.name for r in resolvers]
     if len(set(names)) != len(names):
-        raise ConfigError("resolvers", "resolver names must be unique")
+        add("resolvers", "resolver names must be unique")
     seen: dict[str, str] = {}
-    for resolver in settings.resolvers:
+    for resolver in resolvers:
         for prefix in resolver.partner_service_ids:
             if prefix in seen:
-                raise ConfigError("resolvers", f"partnerServiceId {prefix} is routed twice")
+                add("resolvers", f"partnerServiceId {prefix} is routed twice")
             seen[prefix] = resolver.name
+    paths: PathSettings = sections["paths"]
     for name in ("token", "inquiry", "payment"):
-        value = getattr(settings.paths, name)
-        if not value.startswith("/"):
-            raise ConfigError(f"paths.{name}", "must start with /")
-    if settings.http.port > 65535:
-        raise ConfigError("http.port", "must be at most 65535")
-    if settings.http.max_body_bytes < 1024:
-        raise ConfigError("http.max_body_bytes", "must be at least 1024")
-    if settings.security.token_lifetime < 60:
-        raise ConfigError("security.token_lifetime", "must be at least 60 seconds")
-    if settings.payment.shards < 1 or settings.payment.max_attempts < 1:
-        raise ConfigError("payment.shards", "payment.shards and payment.max_attempts must be >= 1")
-    if settings.payment.journal == "redis" and is_memory_url(settings.cache.url):
-        raise ConfigError("payment.journal", "redis journal needs a Redis cache.url")
-    if not settings.client.base_url.startswith(("https://", "http://")):
-        raise ConfigError("client.base_url", "must be an http(s) URL")
-    if settings.inquiry.resolver_timeout <= 0:
-        raise ConfigError("inquiry.resolver_timeout", "must be positive")
-    scheme = settings.cache.url.split("://", 1)[0]
-    if scheme not in CACHE_SCHEMES:
+        if not getattr(paths, name).startswith("/"):
+            add(f"paths.{name}", "must start with /")
+    http: HttpSettings = sections["http"]
+    if http.port > 65535:
+        add("http.port", "must be at most 65535")
+    if http.max_body_bytes < 1024:
+        add("http.max_body_bytes", "must be at least 1024")
+    if sections["security"].token_lifetime < 60:
+        add("security.token_lifetime", "must be at least 60 seconds")
+    payment: PaymentSettings = sections["payment"]
+    cache: CacheSettings = sections["cache"]
+    if payment.shards < 1:
+        add("payment.shards", "must be at least 1")
+    if payment.max_attempts < 1:
+        add("payment.max_attempts", "must be at least 1")
+    if payment.journal == "redis" and is_memory_url(cache.url):
+        add("payment.journal", "redis journal needs a Redis cache.url")
+    client: ClientSettings = sections["client"]
+    _check_base_url(client.base_url, problems)
+    if sections["inquiry"].resolver_timeout <= 0:
+        add("inquiry.resolver_timeout", "must be positive")
+    with problems.guard():
+        check_cache_url(cache.url)
+
+
+def _check_base_url(url: str, problems: _Problems) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        problems.add("client.base_url", f"must be an http(s) URL, not {url!r}")
+    elif parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        # DOKU's hosts (sandbox and production) are https only; plain http would send the
+        # merchant's signed requests and tokens in clear text.
+        problems.add("client.base_url", f"must be https (got {url}); http only for localhost")
+
+
+def check_cache_url(url: str) -> None:
+    """Parse ``cache.url`` as the Redis client will; :class:`ConfigError` naming ``cache.url``
+    (a port that is not a number would otherwise surface as a traceback at start)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in CACHE_SCHEMES:
         raise ConfigError("cache.url", f"scheme must be one of {', '.join(CACHE_SCHEMES)}")
+    if scheme in ("memory", "unix"):
+        return
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    for host in netloc.split(","):
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if colon and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError("cache.url", f"port {port!r} of {host!r} is not a port number")
+        if not (name if colon else host):
+            raise ConfigError("cache.url", f"{url!r} names no host")
+    database = urlsplit(url).path.strip("/")
+    if database and not database.isdigit() and "sentinel" not in scheme:
+        raise ConfigError("cache.url", f"database {database!r} must be a number")

@@ -16,17 +16,30 @@ Resolver authors raise :class:`ResolverUnavailable`; everything else is raised b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .snap.errors import GatewayError
 
 
 class ConfigError(GatewayError):
-    """A configuration value is missing or invalid; ``key`` names it (``cache.url``)."""
+    """One or more configuration values are missing or invalid.
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
+    ``key`` names the first (``cache.url``); ``problems`` holds every ``(key, message)`` found,
+    so a person fixes them all in one round. ``str()`` is one line for one problem, one line
+    per problem otherwise.
+    """
+
+    def __init__(self, key: str, message: str, *, problems: Sequence[tuple[str, str]] = ()) -> None:
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems) or ((key, message),)
+        self.key = self.problems[0][0]
+        super().__init__("\n".join(f"{k}: {m}" for k, m in self.problems))
+
+    @classmethod
+    def collected(cls, problems: Sequence[tuple[str, str]]) -> ConfigError:
+        """One error carrying every problem of ``problems`` (not empty)."""
+        key, message = problems[0]
+        return cls(key, message, problems=problems)
 
 
 class ResolverError(GatewayError):

@@ -199,3 +199,140 @@ def test_resolver_options_may_reference_secrets(keys: Keys, tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         settings_from_mapping(data, {"HOST": "h1"})
     assert info.value.key == "resolvers[0].options.headers.Authorization"
+
+
+def _problems(data: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, env or {})
+    assert info.value.key == info.value.problems[0][0]
+    return dict(info.value.problems)
+
+
+def test_every_problem_is_reported_at_once(keys: Keys) -> None:
+    data = base(keys)
+    data["doku"]["clinet_secret"] = data["doku"].pop("client_secret")
+    data["payment"] = {"max_attempts": 10.5}
+    data["resolvers"][0]["default"] = "yes"
+    data["client"] = {"base_url": "http://api.doku.com"}
+    data["cache"] = {"url": "redis://localhost:63799x/0"}
+    data["htp"] = {"port": 1}
+    problems = _problems(data)
+    assert problems["doku.clinet_secret"] == "unknown setting (did you mean client_secret?)"
+    assert problems["doku.client_secret"] == "is required"
+    assert problems["payment.max_attempts"] == "must be an integer, not 10.5"
+    assert problems["resolvers[0].default"] == "must be true or false, not 'yes'"
+    assert "must be https" in problems["client.base_url"]
+    assert "'63799x'" in problems["cache.url"]
+    assert problems["htp"] == "unknown section (did you mean http?)"
+
+
+def test_unknown_setting_in_a_section_suggests_the_close_match(keys: Keys) -> None:
+    data = base(keys)
+    data["security"] = {"timestamp_skw": 10}
+    assert _problems(data) == {
+        "security.timestamp_skw": "unknown setting (did you mean timestamp_skew?)"
+    }
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ({"payment": {"max_attempts": "3"}}, {}, "must be an integer, not '3'"),
+        ({"http": {"access_log": "yes"}}, {}, "must be true or false, not 'yes'"),
+        ({"http": {"access_log": 1}}, {}, "must be true or false, not 1"),
+        ({"http": {"port": True}}, {}, "must be an integer, not True"),
+    ],
+)
+def test_wrong_types_are_errors_not_conversions(
+    keys: Keys, section: dict[str, Any], value: dict[str, str], message: str
+) -> None:
+    data = {**base(keys), **section}
+    assert list(_problems(data, value).values()) == [message]
+
+
+def test_environment_text_is_parsed_strictly(keys: Keys) -> None:
+    env = {"DOKU_GATEWAY_PAYMENT_MAX_ATTEMPTS": "10.5", "DOKU_GATEWAY_HTTP_ACCESS_LOG": "maybe"}
+    problems = _problems(base(keys), env)
+    assert problems["payment.max_attempts"] == "must be an integer, not '10.5'"
+    assert problems["http.access_log"] == "must be true or false, not 'maybe'"
+    good = {"DOKU_GATEWAY_PAYMENT_MAX_ATTEMPTS": "7", "DOKU_GATEWAY_HTTP_ACCESS_LOG": "yes"}
+    settings = settings_from_mapping(base(keys), good)
+    assert settings.payment.max_attempts == 7
+    assert settings.http.access_log is True
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://api.doku.com", True),
+        ("http://127.0.0.1:9999", True),
+        ("http://localhost:9999", True),
+        ("http://api.doku.com", False),
+        ("http://api-sandbox.doku.com", False),
+        ("ftp://api.doku.com", False),
+    ],
+)
+def test_base_url_must_be_https_off_localhost(keys: Keys, url: str, ok: bool) -> None:
+    data = {**base(keys), "client": {"base_url": url}}
+    if ok:
+        assert settings_from_mapping(data, {}).client.base_url == url
+    else:
+        assert list(_problems(data)) == ["client.base_url"]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("redis://localhost:6379/0", True),
+        ("redis://:pw@localhost/1", True),
+        ("redis+sentinel://a:26379,b:26379/mymaster", True),
+        ("redis+cluster://a:7000,b:7001", True),
+        ("unix:///run/redis.sock", True),
+        ("redis://localhost:63799x/0", False),
+        ("redis://localhost:6379/zero", False),
+        ("redis://:0", False),
+        ("mongodb://x", False),
+    ],
+)
+def test_cache_url_is_parsed_as_the_client_will(keys: Keys, url: str, ok: bool) -> None:
+    data = {**base(keys), "cache": {"url": url}}
+    if ok:
+        assert settings_from_mapping(data, {}).cache.url == url
+    else:
+        assert list(_problems(data)) == ["cache.url"]
+
+
+def test_resolvers_are_loaded_when_asked(keys: Keys, tmp_path: Path) -> None:
+    data = base(keys)
+    data["resolvers"] = [
+        {"name": "a", "use": "mybilling:make"},
+        {"name": "b", "use": "tests.resolvers.test_loader:CheckedResolver", "options": {}},
+    ]
+    data["http"] = {"port": 99999}
+    settings_from_mapping(data | {"http": {}}, {})  # parsing alone does not import
+    problems = _problems_checked(data)
+    assert set(problems) == {"http.port", "resolvers[0].use", "resolvers[1].options"}
+    assert "cannot import mybilling" in problems["resolvers[0].use"]
+
+
+def _problems_checked(data: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, {}, check_resolvers=True)
+    return dict(info.value.problems)
+
+
+def test_referenced_values_are_collected_for_redaction(keys: Keys, tmp_path: Path) -> None:
+    data = base(keys)
+    data["resolvers"][0]["options"] = {"dsn": "env:DSN", "plain": "visible-value"}
+    settings = settings_from_mapping(data, {"DSN": "postgres://u:hunter22@db/bills"})
+    assert "postgres://u:hunter22@db/bills" in settings.redacted
+    assert keys.client_secret in settings.redacted
+    assert "visible-value" not in settings.redacted
+
+
+def test_single_problem_error_is_one_line(keys: Keys) -> None:
+    data = {**base(keys), "cache": {"url": "redis://localhost:63799x/0"}}
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data, {})
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("cache.url: ")

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from typing import Any, TypeAlias
 
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError
 
-__all__ = ["Subcommands", "fail", "load", "print_json", "with_base_url"]
+__all__ = ["Subcommands", "describe", "fail", "load", "print_json", "with_base_url"]
 
 # A string: argparse's class is not subscriptable at run time.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -40,3 +41,24 @@ def fail(message: str, code: int = 1) -> int:
 
 def print_json(document: Any) -> None:
     print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def describe(docstring: str | None) -> str:
+    """A module docstring as ``--help`` text: without the reStructuredText markup (double
+    backquotes, roles) that reads well in the source and badly in a terminal."""
+    text = docstring or ""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "").replace("`", "")
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's own."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("doku-gateway")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__

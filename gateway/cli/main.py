@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..exceptions import ConfigError
+from ._common import describe, version
 from .commands import cache, config, doku, keys, payments, reconcile, serve, sign, simulate
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -24,14 +25,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ConfigError as exc:
-        print(f"doku-gateway: configuration error: {exc}", file=sys.stderr)
+        if len(exc.problems) == 1:
+            print(f"doku-gateway: configuration error: {exc}", file=sys.stderr)
+        else:
+            print(f"doku-gateway: {len(exc.problems)} configuration errors:", file=sys.stderr)
+            for key, message in exc.problems:
+                print(f"  {key}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="doku-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="doku-gateway", description=describe(__doc__))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(commands)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import ConfigError
 from .contract import Resolver, ResolverFactory
 
-__all__ = ["ENTRY_POINT_GROUP", "available_resolvers", "build_resolver", "load_factory"]
+if TYPE_CHECKING:
+    from ..config import ResolverSettings
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "available_resolvers",
+    "build_resolver",
+    "check_resolvers",
+    "load_factory",
+]
 
 ENTRY_POINT_GROUP = "doku_gateway.resolvers"
 
@@ -59,3 +69,40 @@ def build_resolver(spec: str, options: Mapping[str, Any], key: str = "resolvers.
     if not isinstance(resolver, Resolver):
         raise ConfigError(key, f"{spec} returned an object without an async resolve() method")
     return resolver
+
+
+def check_resolvers(
+    resolvers: Sequence[ResolverSettings], *, build: bool = False
+) -> list[tuple[str, str]]:
+    """Every problem ``serve`` would meet loading ``resolvers``, as ``(key, message)`` pairs.
+
+    Imports each factory and calls its optional ``check(options)`` hook: it may raise (its
+    message becomes the problem) or return messages, one per problem, about ``options``.
+    With ``build`` the factory is also called (``check-config``), as ``serve`` will.
+    """
+    problems: list[tuple[str, str]] = []
+    for index, item in enumerate(resolvers):
+        key = f"resolvers[{index}]"
+        try:
+            factory = load_factory(item.use, f"{key}.use")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        check = getattr(factory, "check", None)
+        if callable(check):
+            try:
+                found = check(item.options)
+                if inspect.isawaitable(found):
+                    raise ConfigError(f"{key}.use", "check(options) must not be async")
+                problems.extend((f"{key}.options", str(m)) for m in found or ())
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            except Exception as exc:
+                problems.append((f"{key}.options", f"{item.use} refused its options: {exc}"))
+                continue
+        if build and not problems:
+            try:
+                build_resolver(item.use, item.options, f"{key}.use")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    return problems

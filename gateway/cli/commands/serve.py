@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         files = ensure_demo_files(args.demo_dir)
         settings = demo_settings(files, env)
     else:
-        settings = load_settings(args.config, env)
+        settings = load_settings(args.config, env, check_resolvers=True)
     http = settings.http
     if args.host or args.port is not None:
         from dataclasses import replace
@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [settings.credentials.client_secret]
+    return [settings.credentials.client_secret, *settings.redacted]
 
 
 def _print_demo_banner(settings: Settings, demo_dir: str) -> None:
