@@ -44,13 +44,22 @@ def mariadb_server(database_binaries: str | None) -> Iterator[DatabaseServer]:
     server.destroy()
 
 
-@pytest.fixture(params=KINDS)
-def database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """A fresh database on PostgreSQL, then on MariaDB (the test runs once for each)."""
-    server: DatabaseServer = request.getfixturevalue(f"{request.param}_server")
+def _fresh(server: DatabaseServer) -> Iterator[Database]:
     if not server.answers():
         # A test that stopped the server and failed before restarting it.
         server.start()
     url = server.create_database()
     yield Database(server, url)
     server.drop_database(url)
+
+
+@pytest.fixture(params=KINDS)
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh database on PostgreSQL, then on MariaDB (the test runs once for each)."""
+    yield from _fresh(request.getfixturevalue(f"{request.param}_server"))
+
+
+@pytest.fixture
+def mariadb_database(mariadb_server: DatabaseServer) -> Iterator[Database]:
+    """A fresh database on MariaDB only."""
+    yield from _fresh(mariadb_server)

@@ -684,6 +684,33 @@ async def test_waiting_for_a_busy_pool_is_bounded(seeded: Database) -> None:
         await slow.shutdown()
 
 
+@pytest.mark.anyio
+async def test_asyncmy_driver_when_named_in_the_dsn(mariadb_database: Database) -> None:
+    database = mariadb_database
+    await seed(database, *ROWS)
+    await with_payments_table(database)
+    dsn = database.dsn.replace("mysql://", "mysql+asyncmy://")
+    resolver = SqlResolver(options(database, dsn=dsn, payments_table="doku_payments", pool_size=2))
+    assert resolver.database.options.url.drivername == "mysql+asyncmy"
+    slow = SqlResolver(
+        options(database, dsn=dsn, query=slow_query(database, 5), statement_timeout=0.3)
+    )
+    await resolver.startup(make_context())
+    await slow.startup(make_context())
+    try:
+        bill = await resolve(resolver, CLOSED)
+        assert isinstance(bill, Bill) and bill.amount == Decimal("150000.50")
+        payment = make_payment(CLOSED, "150000.50")
+        await asyncio.gather(*(resolver.on_payment(payment) for _ in range(4)))
+        assert len(await recorded(database)) == 1
+        with pytest.raises(ResolverUnavailable):
+            await resolve(slow, CLOSED)
+        assert await slow.health() is True
+    finally:
+        await slow.shutdown()
+        await resolver.shutdown()
+
+
 # -- the contract ----------------------------------------------------------------------------
 
 
