@@ -17,6 +17,7 @@ from .codes import Case
 from .errors import SnapError
 from .fields import optional_str
 from .models import Bill, FreeText, Inquiry
+from .timestamps import WIB
 
 __all__ = ["BillTemplate", "bill_template", "parse_inquiry", "render_bill", "validate_bill"]
 
@@ -133,10 +134,16 @@ def validate_bill(bill: Bill) -> None:
         and bill.min_amount > bill.max_amount
     ):
         problems.append("min_amount must not exceed max_amount")
-    if bill.expires_at is not None and (
-        not isinstance(bill.expires_at, datetime) or bill.expires_at.tzinfo is None
-    ):
-        problems.append("expires_at must be a timezone-aware datetime")
+    if bill.expires_at is not None:
+        if not isinstance(bill.expires_at, datetime):
+            problems.append("expires_at must be a datetime")
+        elif bill.expires_at.utcoffset() is None:
+            # A naive time could be UTC (a database driver) or local: guessing would move the
+            # expiry by 7 hours, so the bill is refused instead.
+            problems.append(
+                "expires_at must be a timezone-aware datetime, not the naive "
+                f"{bill.expires_at.isoformat()} (give it tzinfo=WIB or timezone.utc)"
+            )
     if bill.trx_id is not None and (not isinstance(bill.trx_id, str) or len(bill.trx_id) > 64):
         problems.append("trx_id must be a string of at most 64 characters")
     if bill.email is not None and _EMAIL.fullmatch(bill.email) is None:
@@ -187,7 +194,8 @@ def render_bill(inquiry: Inquiry, bill: Bill, *, open_amount_value: str = "0.00"
     data["totalAmount"] = {"value": value, "currency": bill.currency}
     data["virtualAccountTrxType"] = bill.trx_type
     if bill.expires_at is not None:
-        data["expiredDate"] = bill.expires_at.isoformat(timespec="seconds")
+        # DOKU's samples are in WIB whatever zone the resolver's database answered in.
+        data["expiredDate"] = bill.expires_at.astimezone(WIB).isoformat(timespec="seconds")
     data["inquiryStatus"] = "00"
     data["inquiryReason"] = {"english": "Success", "indonesia": "Sukses"}
     if bill.free_text:

@@ -4,7 +4,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from gateway.exceptions import ResolverError
 from gateway.snap.codes import Case
 from gateway.snap.errors import SnapError
-from gateway.snap.inquiry import parse_inquiry, render_bill, validate_bill
+from gateway.snap.inquiry import bill_template, parse_inquiry, render_bill, validate_bill
 from gateway.snap.models import Bill, FreeText, Inquiry
 from gateway.snap.timestamps import WIB
 
@@ -311,7 +311,7 @@ def test_validate_accepts(bill: Bill) -> None:
         (_bill(name=""), "name must be"),
         (_bill(name="A" * 256), "name must be"),
         (_bill(name=None), "name must be"),
-        (_bill(expires_at=datetime(2030, 1, 1)), "expires_at must be a timezone-aware datetime"),
+        (_bill(expires_at=datetime(2030, 1, 1)), "not the naive 2030-01-01T00:00:00"),
         (_bill(expires_at="2030-01-01T00:00:00+07:00"), "expires_at must be"),
         (_bill(trx_type="X"), "trx_type must be"),
         (_bill(currency="USD"), "currency must be IDR"),
@@ -497,3 +497,15 @@ def test_spaces_are_padding_only(body: dict[str, Any], va_no: str) -> None:
     with pytest.raises(SnapError) as info:
         parse_inquiry(document)
     assert (info.value.case, info.value.field) == (Case.INVALID_FIELD_FORMAT, "virtualAccountNo")
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9)), WIB],
+)
+def test_expired_date_is_sent_in_wib_whatever_the_zone(body: dict[str, Any], zone: Any) -> None:
+    moment = datetime(2030, 1, 1, 2, 0, tzinfo=UTC).astimezone(zone)
+    data = render_bill(parse_inquiry(body), _bill(expires_at=moment))["virtualAccountData"]
+    assert data["expiredDate"] == "2030-01-01T09:00:00+07:00"
+    template = bill_template(_bill(expires_at=moment)).render(parse_inquiry(body))
+    assert '"expiredDate":"2030-01-01T09:00:00+07:00"' in template.decode()

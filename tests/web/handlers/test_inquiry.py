@@ -712,3 +712,35 @@ async def test_unhashable_free_text_is_an_invalid_bill(
     for _ in range(2):
         response = await inquire(scripted_client, simulator, token, body_for("8889900001234"))
         assert response.json()["responseCode"] == "5002401"
+
+
+async def test_expiry_in_utc_is_sent_in_wib(
+    scripted_client: httpx.AsyncClient, simulator: DokuSimulator, scripted: Scripted
+) -> None:
+    # asyncpg hands back timestamptz values in UTC.
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    scripted.outcome = Bill(name="Budi", amount=Decimal("1.00"), expires_at=expiry)
+    token = await simulator.get_token(scripted_client)
+    response = await inquire(scripted_client, simulator, token, body_for("8889900001234"))
+    sent = response.json()["virtualAccountData"]["expiredDate"]
+    assert sent.endswith("+07:00")
+    assert datetime.fromisoformat(sent) == expiry
+
+
+async def test_naive_expiry_is_an_invalid_bill_with_a_log_line(
+    scripted_client: httpx.AsyncClient,
+    simulator: DokuSimulator,
+    scripted: Scripted,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scripted.outcome = Bill(
+        name="Budi", amount=Decimal("1.00"), expires_at=datetime(2099, 1, 1, 12, 0)
+    )
+    token = await simulator.get_token(scripted_client)
+    with caplog.at_level(logging.ERROR, logger="doku_gateway"):
+        response = await inquire(scripted_client, simulator, token, body_for("8889900001234"))
+    assert response.json()["responseCode"] == "5002401"
+    lines = [r.getMessage() for r in caplog.records if "naive" in r.getMessage()]
+    assert len(lines) == 1
+    assert "resolver scripted" in lines[0]
+    assert "2099-01-01T12:00:00" in lines[0]
