@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from ..exceptions import ConfigError
 from ._common import describe, version
-from .commands import cache, config, doku, keys, payments, reconcile, serve, sign, simulate
+from .commands import cache, config, doku, keys, payments, reconcile, serve, sign, simulate, uat
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The command table, in ``--help`` order: each module adds its commands with ``register()``.
-COMMANDS = (serve, config, simulate, sign, keys, cache, payments, reconcile, doku)
+COMMANDS = (serve, config, simulate, sign, keys, cache, payments, reconcile, doku, uat)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
