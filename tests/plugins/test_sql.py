@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -572,8 +573,9 @@ def test_readme_shows_the_sql_that_runs() -> None:
 
 @pytest.mark.anyio
 async def test_database_stopped_mid_run_is_unavailable_then_recovers(
-    paying: SqlResolver, seeded: Database
+    paying: SqlResolver, seeded: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="doku_gateway.resolver")
     assert isinstance(await resolve(paying, CLOSED), Bill)
     assert await paying.health() is True
     await asyncio.to_thread(seeded.server.stop)
@@ -584,6 +586,7 @@ async def test_database_stopped_mid_run_is_unavailable_then_recovers(
         with pytest.raises(ResolverUnavailable):
             await paying.on_payment(make_payment(CLOSED, "150000.50"))
         assert await paying.health() is False
+        assert await paying.health() is False
         assert time.monotonic() - started < 5
     finally:
         await asyncio.to_thread(seeded.server.start)
@@ -592,6 +595,10 @@ async def test_database_stopped_mid_run_is_unavailable_then_recovers(
     assert await paying.health() is True
     await paying.on_payment(make_payment(CLOSED, "150000.50"))
     assert len(await recorded(seeded)) == 1
+    # /readyz probes often: the outage is logged once, and the recovery once.
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("is not answering" in message for message in messages) == 1
+    assert sum("answering again" in message for message in messages) == 1
 
 
 @pytest.mark.anyio

@@ -170,6 +170,7 @@ class Database:
         self.options = options
         self.logger = logger or logging.getLogger("doku_gateway.resolver.sql")
         self._engine: AsyncEngine | None = None
+        self._answering: bool | None = None
 
     @property
     def family(self) -> Family:
@@ -192,13 +193,21 @@ class Database:
             await engine.dispose()
 
     async def ping(self) -> bool:
-        """True when ``SELECT 1`` succeeds within the configured timeouts."""
+        """True when ``SELECT 1`` succeeds within the configured timeouts.
+
+        Logs once per change (down, then back), not at every ``/readyz`` probe.
+        """
         try:
             async with self.connect() as connection:
                 await self.execute(connection, text("SELECT 1"))
         except ResolverUnavailable as exc:
-            self.logger.warning("database %s is not answering: %s", self.options.safe_dsn, exc)
+            if self._answering is not False:
+                self.logger.warning("database is not answering: %s", exc)
+            self._answering = False
             return False
+        if self._answering is False:
+            self.logger.info("database %s is answering again", self.options.safe_dsn)
+        self._answering = True
         return True
 
     @contextlib.asynccontextmanager
