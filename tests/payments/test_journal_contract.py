@@ -20,9 +20,9 @@ pytestmark = pytest.mark.anyio
 CODE = "8889900001234"
 
 
-def entry(prid: str, code: str = CODE) -> JournalEntry:
+def entry(prid: str, code: str = CODE, at: float | None = None) -> JournalEntry:
     body = {"paymentRequestId": prid, "virtualAccountNo": "   88899" + code[5:]}
-    return JournalEntry(prid, code, "88899", body, time.time())
+    return JournalEntry(prid, code, "88899", body, time.time() if at is None else at)
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -97,3 +97,52 @@ async def test_dead_letter_and_replay(journal: Journal) -> None:
     assert not await journal.replay("no-such-id")
     assert await journal.replay(letters[0].dead_id)
     assert await journal.dead_letters() == []
+
+
+async def test_backlog_counts_what_is_not_handled_yet(journal: Journal) -> None:
+    assert await journal.backlog() == (0, None)
+    first, _ = await journal.append(entry("B-1"))
+    await journal.append(entry("B-2"))
+    count, oldest = await journal.backlog()
+    assert count == 2 and oldest == pytest.approx(first.received_at)
+    lease = await journal.read(0, timeout=0.2)
+    assert lease is not None
+    await journal.done(0, lease.entries[0])
+    count, oldest = await journal.backlog()
+    assert count == 1 and oldest == pytest.approx(lease.entries[1].received_at)
+    await journal.done(0, lease.entries[1])
+    assert await journal.backlog() == (0, None)
+
+
+async def test_entries_filter_by_time_and_va(journal: Journal) -> None:
+    other = "8889900005678"
+    now = time.time()
+    for n in range(5):
+        await journal.append(entry(f"E-{n}", other if n % 2 else CODE, now + n))
+    assert [e.payment_request_id for e in await journal.entries()] == [
+        "E-0",
+        "E-1",
+        "E-2",
+        "E-3",
+        "E-4",
+    ]
+    assert [e.payment_request_id for e in await journal.entries(limit=2)] == ["E-0", "E-1"]
+    assert [e.payment_request_id for e in await journal.entries(va="   88899" + other[5:])] == [
+        "E-1",
+        "E-3",
+    ]
+    since = now + 3
+    assert [e.payment_request_id for e in await journal.entries(since=since)] == ["E-3", "E-4"]
+    assert await journal.entries(va="8889900000000") == []
+
+
+async def test_find_by_payment_request_id(journal: Journal) -> None:
+    stored, _ = await journal.append(entry("F-1"))
+    found = await journal.find("F-1")
+    assert found is not None
+    assert (found.payment_request_id, found.payment_code, found.body) == (
+        "F-1",
+        CODE,
+        stored.body,
+    )
+    assert await journal.find("F-404") is None

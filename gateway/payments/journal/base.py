@@ -124,4 +124,24 @@ class Journal(ABC):
         ...
 
     @abstractmethod
+    async def backlog(self) -> tuple[int, float | None]:
+        """Entries not yet handled (neither delivered nor dead-lettered), and the
+        ``received_at`` of the oldest of them (``None`` when there is none)."""
+        ...
+
+    @abstractmethod
+    async def entries(
+        self, *, since: float | None = None, va: str | None = None, limit: int = 100
+    ) -> list[JournalEntry]:
+        """Entries the journal still holds, oldest first: received at or after ``since``, of
+        the VA ``va`` (``virtualAccountNo``, spaces ignored), at most ``limit`` of them.
+        Delivered entries past the journal's retention are no longer held."""
+        ...
+
+    @abstractmethod
+    async def find(self, payment_request_id: str) -> JournalEntry | None:
+        """The entry of a paymentRequestId, if the journal still holds it."""
+        ...
+
+    @abstractmethod
     async def close(self) -> None: ...

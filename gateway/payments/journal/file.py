@@ -231,5 +231,32 @@ class FileJournal(Journal):
         self._reload_dead()
         return True
 
+    async def backlog(self) -> tuple[int, float | None]:
+        self._follow()
+        self._reload_dead()
+        pending = [self._entries[p] for p in self._order if p not in self._handled]
+        return len(pending), min((e.received_at for e in pending), default=None)
+
+    async def entries(
+        self, *, since: float | None = None, va: str | None = None, limit: int = 100
+    ) -> list[JournalEntry]:
+        self._follow()
+        code = None if va is None else va.replace(" ", "")
+        found: list[JournalEntry] = []
+        for prid in self._order:
+            if len(found) >= limit:
+                break
+            entry = self._entries[prid]
+            if since is not None and entry.received_at < since:
+                continue
+            if code is not None and entry.payment_code != code:
+                continue
+            found.append(entry)
+        return found
+
+    async def find(self, payment_request_id: str) -> JournalEntry | None:
+        self._follow()
+        return self._entries.get(payment_request_id)
+
     async def close(self) -> None:
         return None

@@ -183,6 +183,79 @@ class RedisJournal(Journal):
         await self._redis.xdel(key, dead_id)
         return True
 
+    async def backlog(self) -> tuple[int, float | None]:
+        count, oldest = 0, None
+        for shard in range(self.shards):
+            waiting, first = await self._shard_backlog(self._stream(shard))
+            count += waiting
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+        return count, oldest
+
+    async def _shard_backlog(self, stream: str) -> tuple[int, float | None]:
+        try:
+            groups = await self._redis.xinfo_groups(stream)
+        except ResponseError:  # no such stream: nothing was ever journaled on this shard
+            return 0, None
+        group = next((g for g in groups if _text(g["name"]) == _GROUP), None)
+        if group is None:  # never read: everything waits
+            first = await self._redis.xrange(stream, "-", "+", count=1)
+            return int(await self._redis.xlen(stream)), _received_at(first)
+        after = "(" + _text(group["last-delivered-id"])
+        lag = group.get("lag")
+        if lag is None:  # Redis could not tell (entries deleted): count what follows
+            lag = 0
+            start = after
+            while rows := await self._redis.xrange(stream, start, "+", count=1000):
+                lag += len(rows)
+                start = "(" + _text(rows[-1][0])
+        pending = int(group["pending"])
+        if pending:
+            summary = await self._redis.xpending(stream, _GROUP)
+            first_id = _text(summary["min"])
+            first = await self._redis.xrange(stream, first_id, first_id)
+        elif lag:
+            first = await self._redis.xrange(stream, after, "+", count=1)
+        else:
+            first = []
+        return pending + int(lag), _received_at(first)
+
+    async def entries(
+        self, *, since: float | None = None, va: str | None = None, limit: int = 100
+    ) -> list[JournalEntry]:
+        code = None if va is None else va.replace(" ", "")
+        shards = range(self.shards) if code is None else (self.shard_of(code),)
+        # Stream ids carry Redis's clock, received_at the gateway's: start a minute early.
+        start = "-" if since is None else str(max(int((since - 60) * 1000), 0))
+        found: list[JournalEntry] = []
+        for shard in shards:
+            found.extend(await self._scan(self._stream(shard), start, since, code, limit))
+        found.sort(key=lambda e: e.received_at)
+        return found[: max(limit, 0)]
+
+    async def _scan(
+        self, stream: str, start: str, since: float | None, code: str | None, limit: int
+    ) -> list[JournalEntry]:
+        found: list[JournalEntry] = []
+        while len(found) < limit:
+            rows = await self._redis.xrange(stream, start, "+", count=500)
+            for entry in _entries([(stream, rows)]):
+                if since is not None and entry.received_at < since:
+                    continue
+                if code is None or entry.payment_code == code:
+                    found.append(entry)
+            if len(rows) < 500:
+                break
+            start = "(" + _text(rows[-1][0])
+        return found
+
+    async def find(self, payment_request_id: str) -> JournalEntry | None:
+        value = await self._redis.get(f"{self._base}id:{payment_request_id}")
+        if value is None:
+            return None
+        entry_id, _, stored = _text(value).partition("\n")
+        return JournalEntry.decode(stored, entry_id)
+
     async def close(self) -> None:
         await self._redis.aclose()
         for other in self._others:
@@ -212,6 +285,14 @@ def _entries(response: Any) -> list[JournalEntry]:
                 continue
             entries.append(JournalEntry.decode(fields[b"e"], _text(row_id)))
     return entries
+
+
+def _received_at(rows: Any) -> float | None:
+    for row_id, fields in rows or ():
+        if fields:
+            return JournalEntry.decode(fields[b"e"]).received_at
+        return int(_text(row_id).partition("-")[0]) / 1000
+    return None
 
 
 def _dead(row_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
