@@ -129,7 +129,13 @@ class ResolverContract:
     # -- the contract ---------------------------------------------------------------------
 
     def test_factory_builds_a_resolver(self, resolver_options: Mapping[str, Any]) -> None:
-        """The factory takes the options; ``resolve`` and every hook present are ``async``."""
+        """The factory takes the options; ``resolve`` and every hook present are ``async``; the
+        factory's optional ``check(options)`` (used by ``check-config``) accepts them."""
+        options_check = getattr(type(self).factory, "check", None)
+        if callable(options_check):
+            problems = options_check(resolver_options)
+            assert not inspect.isawaitable(problems), "check(options) must not be async"
+            assert not list(problems or ()), f"check(options) refused working options: {problems}"
 
         async def check() -> None:
             resolver = self._build(resolver_options)

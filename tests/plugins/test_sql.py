@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -401,8 +402,13 @@ async def test_more_than_one_row_is_an_error(database: Database) -> None:
 )
 def test_options_are_checked(changes: dict[str, Any], match: str) -> None:
     base: dict[str, Any] = {"dsn": "postgresql://u:p@127.0.0.1/db", "query": QUERY}
+    given = {key: value for key, value in {**base, **changes}.items() if value is not None}
     with pytest.raises(ValueError, match=match):
-        SqlResolver({key: value for key, value in {**base, **changes}.items() if value is not None})
+        SqlResolver(given)
+    # check-config's hook reports the same problem without building a resolver.
+    (problem,) = SqlResolver.check(given)
+    assert re.search(match, problem)
+    assert SqlResolver.check(base) == []
 
 
 def test_dsn_picks_an_async_driver_and_hides_the_password() -> None:

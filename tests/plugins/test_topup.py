@@ -218,6 +218,10 @@ def test_options_are_checked() -> None:
         TopUp({"dsn": "postgresql://u@h/db", "cache_ttl": -1})
     with pytest.raises(ValueError, match="unknown option 'query'"):
         TopUp({"dsn": "postgresql://u@h/db", "query": "SELECT 1"})
+    assert TopUp.check({"dsn": "mysql://u@h/db", "cache_ttl": "soon"}) == [
+        "option 'cache_ttl' must be a non-negative number of seconds"
+    ]
+    assert TopUp.check({"dsn": "mysql://u@h/db"}) == []
 
 
 def test_schema_is_printed_by_the_module() -> None:

@@ -199,6 +199,16 @@ class TestBreaksWhenCancelled(GoodSuite):
     factory = BreaksWhenCancelled
 
 
+class CheckRefuses(Good):
+    @classmethod
+    def check(cls, options):
+        return ["option 'dsn' is required"]
+
+
+class TestCheckRefuses(GoodSuite):
+    factory = CheckRefuses
+
+
 class SyncResolve:
     def __init__(self, options):
         pass
@@ -232,6 +242,7 @@ MUST_FAIL = {
     "TestRacyPayment": ["test_on_payment_is_idempotent"],
     "TestBreaksWhenCancelled": ["test_cancelled_inquiries_leave_it_working"],
     "TestSyncResolve": ["test_factory_builds_a_resolver"],
+    "TestCheckRefuses": ["test_factory_builds_a_resolver"],
 }
 CONTRACT_TESTS = 9
 

@@ -80,6 +80,15 @@ class SqlResolver:
                 "the statement run once per payment"
             )
 
+    @classmethod
+    def check(cls, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with ``options`` (``doku-gateway check-config``); no connection made."""
+        try:
+            cls(options)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
+
     async def startup(self, context: ResolverContext) -> None:
         """Open the pool and try one connection; a database that is down is only logged."""
         self.database.logger = context.logger

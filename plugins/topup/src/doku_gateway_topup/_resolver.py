@@ -112,6 +112,15 @@ class TopUp:
         self.cache_ttl = float(cache_ttl)
         self._credit = _credit_statement(self.database.family)
 
+    @classmethod
+    def check(cls, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with ``options`` (``doku-gateway check-config``); no connection made."""
+        try:
+            cls(options)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
+
     async def startup(self, context: ResolverContext) -> None:
         self.database.logger = context.logger
         await self.database.open()
