@@ -71,6 +71,15 @@ class HttpSettings:
     forwarded_allow_ips: str = "127.0.0.1"
     #: Prefix a reverse proxy strips before forwarding; signatures cover the path DOKU called.
     path_prefix: str = ""
+    #: A request head (request line and headers) larger than this gets ``431`` and is closed.
+    max_header_bytes: int = 16_384
+    #: More request headers than this get ``431``.
+    max_headers: int = 64
+    #: Seconds from connection (or the previous answer) to the end of the request head; a
+    #: slower client is cut off (``408``).
+    header_timeout: float = 10.0
+    #: JSON bodies nested deeper than this get ``4xx01 Invalid Field Format {body}``.
+    max_json_depth: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,9 @@ class SecuritySettings:
     #: window), found by trying the known sender mistakes (gateway.snap.diagnostics). For sandbox
     #: and UAT: a failing request then costs a few hundred HMACs.
     signature_diagnostics: bool = False
+    #: Seconds between checks of ``file:`` keys and secrets for changes on disk (a rotated
+    #: Kubernetes Secret); 0 never re-reads them.
+    key_reload_interval: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +219,12 @@ class Credentials:
     doku_public_key: rsa.RSAPublicKey = field(repr=False)
     merchant_private_key: rsa.RSAPrivateKey = field(repr=False)
     merchant_public_key: rsa.RSAPublicKey = field(repr=False)
+    #: Rotation window: a second client secret / DOKU public key that also verifies.
+    client_secret_next: str | None = field(default=None, repr=False)
+    doku_public_key_next: rsa.RSAPublicKey | None = field(default=None, repr=False)
+    merchant_private_key_password: str | None = field(default=None, repr=False)
+    #: Config key -> path, for each value given as ``file:PATH`` (re-read when it changes).
+    files: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +271,7 @@ _TOP_LEVEL: dict[str, tuple[type[Any], tuple[str, ...]]] = {
     "log_format": (str, ("text", "json")),
 }
 _SECRET_KEYS = {
-    "doku": ("client_id", "client_secret", "public_key"),
+    "doku": ("client_id", "client_secret", "public_key", "client_secret_next", "public_key_next"),
     "merchant": ("private_key", "private_key_password", "public_key"),
 }
 
@@ -524,6 +542,8 @@ def _credentials(
     env: Mapping[str, str],
     problems: _Problems,
 ) -> Credentials | None:
+    files: dict[str, str] = {}
+
     def text(section: Mapping[str, Any], name: str, key: str, required: bool = True) -> str | None:
         value = section.get(name)
         if value is None or value == "":
@@ -533,6 +553,8 @@ def _credentials(
         if not isinstance(value, str):
             raise ConfigError(key, "must be a string")
         resolved = resolve_reference(value, key, env, problems.references)
+        if value.startswith("file:"):
+            files[key] = str(Path(value[5:]).expanduser())
         if required and not resolved.strip():
             raise ConfigError(key, "is empty")
         return resolved
@@ -551,6 +573,20 @@ def _credentials(
             found["doku_key"] = load_public_key(text(doku, "public_key", "doku.public_key") or "")
         except ValueError as exc:
             raise ConfigError("doku.public_key", str(exc)) from None
+    # Rotation window (SECURITY.md): a second value that also verifies; empty means none.
+    following: dict[str, Any] = {}
+    with problems.guard():
+        secret_next = text(doku, "client_secret_next", "doku.client_secret_next", False) or ""
+        following["client_secret_next"] = secret_next.strip() or None
+        problems.references.append(secret_next.strip())
+    with problems.guard():
+        key_next = text(doku, "public_key_next", "doku.public_key_next", False) or ""
+        try:
+            following["doku_public_key_next"] = (
+                load_public_key(key_next) if key_next.strip() else None
+            )
+        except ValueError as exc:
+            raise ConfigError("doku.public_key_next", str(exc)) from None
     password: str | None = None
     with problems.guard():
         password = text(merchant, "private_key_password", "merchant.private_key_password", False)
@@ -589,6 +625,9 @@ def _credentials(
         found["doku_key"],
         found["private"],
         found["public"],
+        merchant_private_key_password=password,
+        files=MappingProxyType(files),
+        **following,
     )
 
 
@@ -691,6 +730,14 @@ def _validate(
         add("http.port", "must be at most 65535")
     if http.max_body_bytes < 1024:
         add("http.max_body_bytes", "must be at least 1024")
+    if http.max_header_bytes < 1024:
+        add("http.max_header_bytes", "must be at least 1024")
+    if http.max_headers < 16:
+        add("http.max_headers", "must be at least 16")
+    if http.header_timeout <= 0:
+        add("http.header_timeout", "must be positive")
+    if http.max_json_depth < 4:
+        add("http.max_json_depth", "must be at least 4")
     if sections["security"].token_lifetime < 60:
         add("security.token_lifetime", "must be at least 60 seconds")
     payment: PaymentSettings = sections["payment"]
