@@ -9,7 +9,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -144,9 +152,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # Registered by use_redis() only: in memory mode a 0 here would fire "Redis down".
         self.redis_up = Gauge(
-            "doku_gateway_redis_up", "1 when the Redis backend answers, else 0.", registry=r
+            "doku_gateway_redis_up", "1 when the Redis backend answers, else 0.", registry=None
         )
+        self._redis_registered = False
         self.redis_errors = Counter(
             "doku_gateway_redis_errors", "Redis commands that failed or timed out.", registry=r
         )
@@ -159,10 +169,38 @@ class Metrics:
         )
         self.deliveries = Counter(
             "doku_gateway_payment_deliveries",
-            "Calls of resolvers' on_payment hooks, by result (ok, failed, dead_letter).",
-            ["result"],
+            "Deliveries to resolvers' on_payment hooks, by outcome "
+            "(delivered, retried, dead_letter).",
+            ["outcome"],
             registry=r,
         )
+        self.build_info = Gauge(
+            "doku_gateway_build_info", "Always 1; the version as a label.", ["version"], registry=r
+        )
+        from . import __version__  # here: the package imports this module while it loads
+
+        self.build_info.labels(__version__).set(1)
+        self.resolver_up = Gauge(
+            "doku_gateway_resolver_up",
+            "1 when the resolver's health() passed at the last check (/readyz), else 0.",
+            ["resolver"],
+            registry=r,
+        )
+        self.journal_backlog = Gauge(
+            "doku_gateway_journal_backlog",
+            "Payment journal entries not yet delivered (sampled at scrape).",
+            registry=r,
+        )
+        self.journal_oldest = Gauge(
+            "doku_gateway_journal_oldest_undelivered_seconds",
+            "Age of the oldest undelivered journal entry, 0 when none (sampled at scrape).",
+            registry=r,
+        )
+        # Process (CPU, memory, file descriptors) and Python (version, GC) collectors, on this
+        # registry rather than prometheus_client's global one.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.flagged = Counter(
             "doku_gateway_payments_flagged",
             "Payments that broke their bill's rules, by flag; delivered anyway.",
@@ -174,6 +212,12 @@ class Metrics:
             "Payments parked after repeated delivery failures, as last counted.",
             registry=r,
         )
+
+    def use_redis(self) -> None:
+        """Export ``doku_gateway_redis_up``: only when a Redis backend is configured."""
+        if not self._redis_registered:
+            self.registry.register(self.redis_up)
+            self._redis_registered = True
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -32,3 +32,36 @@ def test_hot_path_metrics_expose_like_prometheus_client() -> None:
         < 1e-9
     )
     assert "# TYPE doku_gateway_inquiry_duration_seconds histogram" in text
+
+
+def test_build_info_and_process_collectors_on_the_gateway_registry() -> None:
+    from gateway import __version__
+
+    text = Metrics().render().decode()
+    assert f'doku_gateway_build_info{{version="{__version__}"}} 1.0' in text
+    for name in ("process_resident_memory_bytes", "python_info", "python_gc_collections_total"):
+        assert name in text
+    # Two gateways in one process (tests, embedding) do not collide on a global registry.
+    assert "doku_gateway_build_info" in Metrics().render().decode()
+
+
+def test_redis_up_is_exported_only_when_redis_is_used() -> None:
+    metrics = Metrics()
+    assert "doku_gateway_redis_up" not in metrics.render().decode()
+    metrics.use_redis()
+    metrics.use_redis()
+    metrics.redis_up.set(1)
+    assert "doku_gateway_redis_up 1.0" in metrics.render().decode()
+
+
+def test_delivery_outcomes_and_journal_gauges() -> None:
+    metrics = Metrics()
+    for outcome in ("delivered", "retried", "retried", "dead_letter"):
+        metrics.deliveries.labels(outcome).inc()
+    metrics.journal_backlog.set(3)
+    metrics.journal_oldest.set(12.5)
+    text = metrics.render().decode()
+    assert 'doku_gateway_payment_deliveries_total{outcome="retried"} 2.0' in text
+    assert 'doku_gateway_payment_deliveries_total{outcome="dead_letter"} 1.0' in text
+    assert "doku_gateway_journal_backlog 3.0" in text
+    assert "doku_gateway_journal_oldest_undelivered_seconds 12.5" in text

@@ -16,7 +16,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from ..config import PaymentSettings
-from ..log import get_logger
+from ..log import FailureLog, get_logger
 from ..metrics import Metrics
 from ..resolvers.dispatch import ResolverSet, Route
 from ..snap.models import Bill, Inquiry, Payment
@@ -56,6 +56,11 @@ class Deliverer:
         self.state = state
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        # Shared by the shards' loops: a journal outage logs one line per minute, not four
+        # tracebacks a second.
+        self._journal_failures = FailureLog(
+            _log, "payment delivery interrupted by a journal error; retrying"
+        )
 
     async def start(self) -> None:
         self._stopping.clear()
@@ -95,7 +100,7 @@ class Deliverer:
                 entry.payment_request_id,
                 exc_info=True,
             )
-            self.metrics.deliveries.labels("failed").inc()
+            self.metrics.deliveries.labels("retried").inc()
             return False
         return True
 
@@ -108,15 +113,14 @@ class Deliverer:
                 if lease is None:  # another pod owns this shard
                     await self._sleep(1.0)
                     continue
+                self._journal_failures.succeeded()
                 for entry in lease.entries:
                     await self._deliver(shard, entry)
                     await self.journal.done(shard, entry)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _log.warning(
-                    "payment delivery interrupted by a journal error; retrying", exc_info=True
-                )
+            except Exception as exc:
+                self._journal_failures.failed(exc)
                 await self._sleep(1.0)
 
     async def _deliver(self, shard: int, entry: JournalEntry) -> None:
@@ -133,7 +137,6 @@ class Deliverer:
                 continue
             except Exception as exc:
                 attempts += 1
-                self.metrics.deliveries.labels("failed").inc()
                 if attempts >= self.settings.max_attempts:
                     error = f"{type(exc).__name__}: {exc}"[:500]
                     await self.journal.dead_letter(entry, error, attempts)
@@ -146,11 +149,15 @@ class Deliverer:
                         error,
                     )
                     return
+                self.metrics.deliveries.labels("retried").inc()
+                # The traceback once per payment; later attempts say what failed in one line.
                 _log.warning(
-                    "on_payment hook failed for payment %s (attempt %d): %s",
+                    "on_payment hook failed for payment %s (attempt %d): %s: %s",
                     entry.payment_request_id,
                     attempts,
                     type(exc).__name__,
+                    exc,
+                    exc_info=exc if attempts == 1 else None,
                 )
             await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
             delay = min(delay * 2, self.settings.backoff_max)
@@ -175,7 +182,7 @@ class Deliverer:
                 if inspect.isawaitable(result):
                     await result
             await self.journal.mark_delivered(prid)
-            self.metrics.deliveries.labels("ok").inc()
+            self.metrics.deliveries.labels("delivered").inc()
             await self._refresh(payment)
         finally:
             await self.journal.unlock(prid)

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from .._types import Clock
-from ..config import Settings
+from ..config import Settings, is_memory_url
 from ..log import get_logger
 from ..metrics import Metrics
 from ..payments.delivery import Deliverer
@@ -50,7 +50,9 @@ def create_app(
     journal = journal or create_journal(settings)
     ledger = create_ledger(settings)
     deliverer = Deliverer(journal, resolvers, settings.payment, metrics, state)
-    health = HealthHandlers(runtime)
+    health = HealthHandlers(runtime, journal)
+    if not is_memory_url(settings.cache.url):
+        metrics.use_redis()
     paths = settings.paths
     transactions = {
         paths.token: TokenHandler(runtime).handle,
@@ -90,4 +92,5 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.journal = journal
+    app.state.health = health
     return GatewayApp(app, transactions, deadlines)
