@@ -189,7 +189,9 @@ def _connect_args(dsn: str) -> dict[str, object]:
 
 
 def _prepare_directory(prefix: str, user: str | None) -> Path:
-    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    # The server's own account must reach the directory: as root, under /tmp rather than a
+    # TMPDIR that may sit in root's private home.
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if user is not None else None))
     if user is not None:
         shutil.chown(directory, user, user)
     return directory

@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from doku_gateway_sql import (
     SqlResolver,
+    bill_from_row,
     payments_table_sql,
     recording_sql,
 )
@@ -355,6 +356,44 @@ async def test_rows_that_are_not_bills_are_errors_naming_the_column(
         await resolver.shutdown()
     assert not isinstance(raised.value, ResolverUnavailable)
     assert CLOSED in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "value"),
+    [
+        (
+            {"free_text_indonesia": "Terima kasih"},
+            "free_text",
+            (FreeText("Terima kasih", "Terima kasih"),),
+        ),
+        ({"amount": Decimal("150000.5000")}, "amount", Decimal("150000.5")),
+        ({"amount": "99.9"}, "amount", Decimal("99.9")),
+        ({"reusable": 1}, "reusable", True),
+        ({"reusable": None}, "reusable", None),
+        ({"cache_ttl": Decimal("2.5")}, "cache_ttl", 2.5),
+        ({"trx_type": None}, "trx_type", "C"),
+    ],
+)
+def test_row_values_as_drivers_return_them(row: dict[str, Any], field: str, value: Any) -> None:
+    bill = bill_from_row({"name": "Budi", "amount": Decimal("1.00"), **row}, JAKARTA)
+    assert isinstance(bill, Bill) and getattr(bill, field) == value
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ({"amount": Decimal("150000.005")}, "more than two decimals"),
+        ({"amount": "1e5"}, "'amount' must be NUMERIC"),
+        ({"amount": True}, "not a boolean"),
+        ({"expires_at": date(2030, 1, 1)}, "a date without a time"),
+        ({"expired": 2}, "'expired' must be a boolean"),
+        ({"cache_ttl": -1}, "non-negative"),
+        ({"name": 42}, "'name' must be text"),
+    ],
+)
+def test_row_values_that_cannot_be_bills(row: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        bill_from_row({"name": "Budi", "amount": Decimal("1.00"), **row}, JAKARTA)
 
 
 @pytest.mark.anyio
