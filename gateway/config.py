@@ -71,6 +71,10 @@ class HttpSettings:
     forwarded_allow_ips: str = "127.0.0.1"
     #: Prefix a reverse proxy strips before forwarding; signatures cover the path DOKU called.
     path_prefix: str = ""
+    #: After SIGTERM, seconds during which ``/readyz`` answers 503 while requests are still
+    #: served (the load balancer stops routing here), before in-flight requests are finished
+    #: and the process exits. A second SIGTERM or a SIGINT skips the wait.
+    shutdown_delay: float = 5.0
     #: A request head (request line and headers) larger than this gets ``431`` and is closed.
     max_header_bytes: int = 16_384
     #: More request headers than this get ``431``.

@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ...web.app import create_app
+    from .._serve import DrainingServer
 
     env = dict(os.environ)
     if args.demo:
@@ -47,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
             http, host=args.host or http.host, port=http.port if args.port is None else args.port
         )
         settings = settings.replace(http=http)
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
     app = create_app(settings)
     if settings.demo:
         _print_demo_banner(settings, args.demo_dir)
@@ -62,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, app.state.health.drain, http.shutdown_delay).run()
     return 0
 
 

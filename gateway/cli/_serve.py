@@ -1,0 +1,43 @@
+"""Running uvicorn with a drain on SIGTERM: ``/readyz`` turns 503 at once, requests are still
+served for ``http.shutdown_delay`` seconds while the load balancer takes the pod out, then
+uvicorn stops accepting, lets in-flight requests finish, and the process exits."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from ..log import get_logger
+
+__all__ = ["DrainingServer"]
+
+_log = get_logger("serve")
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose first SIGTERM starts a drain instead of stopping at once."""
+
+    def __init__(self, config: uvicorn.Config, on_drain: Callable[[], None], delay: float) -> None:
+        super().__init__(config)
+        self.on_drain = on_drain
+        self.delay = delay
+        self._stop_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self._stop_at is None and not self.should_exit:
+            # Runs in the signal handler: only flags and a deadline, checked by on_tick.
+            self.on_drain()
+            self._stop_at = time.monotonic() + self.delay
+            _log.info("SIGTERM: /readyz answers 503; stopping in %.1f s", self.delay)
+            if self.delay > 0:
+                return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stop_at is not None and time.monotonic() >= self._stop_at:
+            self.should_exit = True
+        return await super().on_tick(counter)

@@ -1,0 +1,83 @@
+"""SIGTERM on a real ``serve`` process: /readyz turns 503 at once, the request in flight gets
+its answer, then the process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from gateway.doku.simulator import DokuSimulator, inquiry_body
+
+from ..support import Keys, free_port, poll, write_config
+
+
+async def _until(check: Callable[[], Awaitable[bool]], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met before the deadline")
+
+
+def test_sigterm_drains_then_exits(tmp_path: Path, keys: Keys) -> None:
+    calls = tmp_path / "calls.log"
+    resolvers = (
+        '[[resolvers]]\nuse = "tests.sample_resolvers:CountingResolver"\n'
+        f'options = {{ log = "{calls}", delay = 1.5 }}\n'
+    )
+    config = write_config(tmp_path, keys, "[http]\nshutdown_delay = 0.5", resolvers=resolvers)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz").status_code == 200
+        except httpx.TransportError:
+            assert process.poll() is None
+            return False
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+            token = await simulator.get_token(client)
+            request = simulator.inquiry_request(token, inquiry_body("8889900001234", "88899"))
+            inflight = asyncio.create_task(simulator.send(client, request))
+
+            async def resolving() -> bool:
+                return await asyncio.to_thread(lambda: calls.exists() and calls.stat().st_size > 0)
+
+            await _until(resolving, time.monotonic() + 10)
+            process.send_signal(signal.SIGTERM)
+            draining: list[httpx.Response] = []
+
+            async def not_ready() -> bool:
+                draining.append(await client.get("/readyz"))
+                return draining[-1].status_code == 503
+
+            await _until(not_ready, time.monotonic() + 5)
+            return draining[-1], await inflight
+
+    try:
+        poll(up, timeout=30)
+        readyz, answer = asyncio.run(scenario())
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+    assert readyz.json()["status"] == "draining"
+    assert answer.status_code == 200
+    assert answer.json()["responseCode"] == "2002400"
+    assert process.returncode in (0, -signal.SIGTERM)
