@@ -122,7 +122,25 @@ class Metrics:
             "Answer cache lookups, by result (hit or miss).",
             ["result"],
         )
-        for hot in (self.inquiries, self.inquiry_latency, self.cache):
+        self.key_matches = LoopCounter(
+            "doku_gateway_signature_key_matches",
+            "Signatures that verified, by credential (client_secret, doku_public_key) and key "
+            "(current, or next during a rotation).",
+            ["credential", "key"],
+        )
+        self.refused_heads = LoopCounter(
+            "doku_gateway_refused_request_heads",
+            "Connections closed for their request head, by reason (header_bytes, header_count, "
+            "header_timeout).",
+            ["reason"],
+        )
+        for hot in (
+            self.inquiries,
+            self.inquiry_latency,
+            self.cache,
+            self.key_matches,
+            self.refused_heads,
+        ):
             r.register(hot)
         self.resolver_latency = Histogram(
             "doku_gateway_resolver_duration_seconds",
