@@ -9,6 +9,8 @@ one gathers behind it. Callers still await their own result.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +30,10 @@ class Batcher:
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
+        #: Round trips sent (one per pipeline, retries included), for tests and metrics.
+        self.round_trips = 0
+        # Queued commands and script reloads (a Task is a Future): what flush() waits for.
+        self._unsettled: set[asyncio.Future[Any]] = set()
         # Its own connection, without a per-read timeout: one timer bounds the whole batch's
         # round trip instead of one timer per reply.
         pool = client.connection_pool
@@ -38,6 +44,8 @@ class Batcher:
     def submit(self, *command: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((command, future))
+        self._unsettled.add(future)
+        future.add_done_callback(self._unsettled.discard)
         if self._sender is None or self._sender.done():
             self._wakeup = asyncio.Event()
             self._sender = asyncio.get_running_loop().create_task(self._run())
@@ -45,9 +53,40 @@ class Batcher:
         self._wakeup.set()
         return future
 
-    def fire(self, *command: Any) -> None:
-        """Queue a command whose result nobody awaits (its error is still retrieved)."""
-        self.submit(*command).add_done_callback(_retrieve)
+    def fire(self, *command: Any, on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Queue a command whose result nobody awaits; its error goes to ``on_error``."""
+        self.submit(*command).add_done_callback(functools.partial(_retrieve, on_error))
+
+    def fire_script(
+        self,
+        sha: str,
+        source: str,
+        keys: list[Any],
+        args: list[Any],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """EVALSHA without awaiting it; a Redis that forgot the script (a restart) gets it
+        loaded and the call sent once more."""
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if isinstance(error, NoScriptError):
+                task = asyncio.get_running_loop().create_task(self._reload(source, command))
+                task.add_done_callback(functools.partial(_retrieve, on_error))
+                # flush() waits for the second attempt too.
+                self._unsettled.add(task)
+                task.add_done_callback(self._unsettled.discard)
+            elif error is not None and on_error is not None:
+                on_error(error)
+
+        self.submit(*command).add_done_callback(done)
+
+    async def _reload(self, source: str, command: tuple[Any, ...]) -> Any:
+        await self._client.script_load(source)
+        return await self.submit(*command)
 
     async def script(self, sha: str, source: str, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA in the batch; loads the script once if Redis does not know it (a restart)."""
@@ -74,6 +113,7 @@ class Batcher:
         connection = self._connection
         for attempt in (1, 2):
             read = 0
+            self.round_trips += 1
             try:
                 async with asyncio.timeout(self._timeout):
                     if not connection.is_connected:
@@ -112,6 +152,11 @@ class Batcher:
                     raise
                 return
 
+    async def flush(self) -> None:
+        """Wait until every command queued so far has its reply (fired ones included)."""
+        while self._unsettled:
+            await asyncio.gather(*list(self._unsettled), return_exceptions=True)
+
     async def drain(self) -> None:
         """Send what is queued, then stop the sender and close its connection."""
         if self._pending and self._sender is not None and not self._sender.done():
@@ -129,6 +174,11 @@ def _stale(exc: BaseException) -> bool:
     )
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+def _retrieve(
+    on_error: Callable[[BaseException], None] | None, future: asyncio.Future[Any]
+) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None and on_error is not None:
+        on_error(error)

@@ -30,15 +30,20 @@ class Fetcher:
         self.cache = cache
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
 
-    async def fetch(self, route: Route, inquiry: Inquiry) -> Outcome:
+    async def fetch(self, route: Route, inquiry: Inquiry, *, locked: bool = False) -> Outcome:
+        """The outcome for ``inquiry``'s VA: from a resolve already running (here or, through
+        the shared cache, in another process), or from the resolver. ``locked``: the caller took
+        the resolve lock already (with its replay claim, in one round trip)."""
         key = inquiry.payment_code
         pending = self._inflight.get(key)
         if pending is not None:
+            if locked:  # the lock had expired under a slow resolve here: give ours back
+                await self.state.unlock(key)
             return await asyncio.shield(pending)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            outcome = await self._fetch_shared(route, inquiry)
+            outcome = await self._fetch_shared(route, inquiry, locked)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
@@ -49,19 +54,18 @@ class Fetcher:
         finally:
             del self._inflight[key]
 
-    async def _fetch_shared(self, route: Route, inquiry: Inquiry) -> Outcome:
+    async def _fetch_shared(self, route: Route, inquiry: Inquiry, locked: bool) -> Outcome:
         key = inquiry.payment_code
         deadline = time.monotonic() + route.timeout
         while True:
-            if await self.state.acquire(key, route.timeout + 1.0):
+            if locked or await self.state.acquire(key, route.timeout + 1.0):
                 try:
                     outcome = await self.resolvers.resolve(route, inquiry)
-                    ttl = ttl_for(outcome, self.cache)
-                    if ttl > 0:
-                        await self.state.put(key, outcome, ttl)
-                    return outcome
-                finally:
+                except BaseException:
                     await self.state.unlock(key)
+                    raise
+                await self.state.settle(key, outcome, ttl_for(outcome, self.cache))
+                return outcome
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ResolverUnavailable(

@@ -37,14 +37,24 @@ class Begin(NamedTuple):
     #: The backend already kept what an identical retry needs (the cached outcome, with the
     #: claim): ``finish`` is not needed for this request's answer.
     stored: bool = False
+    #: On a miss with ``lock_ttl``: this request took the single-flight resolve lock in the same
+    #: step (release it with ``settle`` or ``unlock``).
+    locked: bool = False
 
 
 class StateBackend(ABC):
     @abstractmethod
     async def begin(
-        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+        self,
+        replay_key: str,
+        fingerprint: str,
+        replay_ttl: float,
+        cache_key: str | None,
+        lock_ttl: float = 0.0,
     ) -> Begin:
-        """Claim ``replay_key`` for ``fingerprint``; on ``NEW`` also read ``cache_key``."""
+        """Claim ``replay_key`` for ``fingerprint``; on ``NEW`` also read ``cache_key`` and, when
+        it is not cached and ``lock_ttl`` is given, try to take its resolve lock (one round
+        trip for all three on Redis)."""
         ...
 
     @abstractmethod
@@ -80,6 +90,15 @@ class StateBackend(ABC):
 
     @abstractmethod
     async def unlock(self, cache_key: str) -> None: ...
+
+    async def settle(self, cache_key: str, outcome: Outcome | None, ttl: float) -> None:
+        """After a resolve: cache ``outcome`` for ``ttl`` (if any) and release the lock. Redis
+        sends both without waiting for the reply: the answer must not wait for them."""
+        try:
+            if outcome is not None and ttl > 0:
+                await self.put(cache_key, outcome, ttl)
+        finally:
+            await self.unlock(cache_key)
 
     @abstractmethod
     async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:

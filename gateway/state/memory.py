@@ -31,7 +31,12 @@ class MemoryState(StateBackend):
         self._max_replay = max_replay_ids
 
     async def begin(
-        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+        self,
+        replay_key: str,
+        fingerprint: str,
+        replay_ttl: float,
+        cache_key: str | None,
+        lock_ttl: float = 0.0,
     ) -> Begin:
         now = time.monotonic()
         entry = self._replay.get(replay_key)
@@ -46,7 +51,8 @@ class MemoryState(StateBackend):
             self._replay.move_to_end(replay_key)
         self._trim(now)
         cached = self._answers.get(cache_key) if cache_key is not None else None
-        return Begin(Claim.NEW, cached=cached)
+        # One process: the in-process single flight is the lock.
+        return Begin(Claim.NEW, cached=cached, locked=cached is None and lock_ttl > 0)
 
     async def finish(
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float

@@ -78,6 +78,7 @@ class RedisState(StateBackend):
         # Cluster pipelines split by slot; there, commands go one by one.
         self._batch = None if cluster else Batcher(client, settings.redis_command_timeout)
         self._begin_sha = script_sha("begin")
+        self._unlock_sha = script_sha("unlock")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
         self._decoded: dict[bytes, Outcome] = {}
@@ -120,33 +121,55 @@ class RedisState(StateBackend):
     # -- replay guard ---------------------------------------------------------------------------
 
     async def begin(
-        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+        self,
+        replay_key: str,
+        fingerprint: str,
+        replay_ttl: float,
+        cache_key: str | None,
+        lock_ttl: float = 0.0,
     ) -> Begin:
         # The hot path, so _run()'s logic is spelled out here without its closures.
         if self._breaker.open:
-            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+            return await self._fallback.begin(
+                replay_key, fingerprint, replay_ttl, cache_key, lock_ttl
+            )
         try:
-            return await self._begin(replay_key, fingerprint, replay_ttl, cache_key)
+            return await self._begin(replay_key, fingerprint, replay_ttl, cache_key, lock_ttl)
         except REDIS_ERRORS as exc:
             self._failed(exc)
-            return await self._fallback.begin(replay_key, fingerprint, replay_ttl, cache_key)
+            return await self._fallback.begin(
+                replay_key, fingerprint, replay_ttl, cache_key, lock_ttl
+            )
 
     async def _begin(
-        self, replay_key: str, fingerprint: str, replay_ttl: float, cache_key: str | None
+        self,
+        replay_key: str,
+        fingerprint: str,
+        replay_ttl: float,
+        cache_key: str | None,
+        lock_ttl: float,
     ) -> Begin:
         key = self._replay_key(replay_key)
         claim = _PENDING + fingerprint.encode()
         ttl_ms = max(int(replay_ttl * 1000), 1)
         if self._batch is not None:
-            keys = [key] if cache_key is None else [key, self._answer_key(cache_key)]
-            hit = _HIT + fingerprint.encode()
-            found, value = await self._batch.script(
-                self._begin_sha, script("begin"), keys, [claim, ttl_ms, hit]
-            )
-            if found:
-                return self._decode_claim(value, fingerprint)
-            cached = self._decode_cached(value)
-            return Begin(Claim.NEW, cached=cached, stored=cached is not None)
+            keys = [key]
+            args: list[Any] = [claim, ttl_ms, _HIT + fingerprint.encode()]
+            token = b""
+            if cache_key is not None:
+                keys.append(self._answer_key(cache_key))
+                if lock_ttl > 0:
+                    token = secrets.token_bytes(8)
+                    keys.append(self._lock_key(cache_key))
+                    args += [token, max(int(lock_ttl * 1000), 1)]
+            reply = await self._batch.script(self._begin_sha, script("begin"), keys, args)
+            if reply[0]:
+                return self._decode_claim(reply[1], fingerprint)
+            cached = self._decode_cached(reply[1])
+            locked = len(reply) > 2 and bool(reply[2])
+            if locked:
+                self._locks[cache_key or ""] = token
+            return Begin(Claim.NEW, cached=cached, stored=cached is not None, locked=locked)
         # Cluster: the replay and answer keys live in different slots; send both at once.
         claimed, raw = await asyncio.gather(
             self._redis.set(key, claim, px=ttl_ms, nx=True),
@@ -154,7 +177,11 @@ class RedisState(StateBackend):
         )
         if not claimed:
             return self._decode_claim(await self._redis.get(key), fingerprint)
-        return Begin(Claim.NEW, cached=self._decode_cached(raw))
+        cached = self._decode_cached(raw)
+        locked = False
+        if cache_key is not None and cached is None and lock_ttl > 0:
+            locked = await self.acquire(cache_key, lock_ttl)
+        return Begin(Claim.NEW, cached=cached, locked=locked)
 
     async def finish(
         self, replay_key: str, fingerprint: str, answer: StoredAnswer, replay_ttl: float
@@ -251,6 +278,32 @@ class RedisState(StateBackend):
             await self._unlock(keys=[self._lock_key(cache_key)], args=[token])
 
         await self._run(remote, _none)
+
+    async def settle(self, cache_key: str, outcome: Outcome | None, ttl: float) -> None:
+        # Fired in the next pipeline, not awaited: the answer is decided, and whoever waits for
+        # it (another pod's single flight) polls until it lands. The answer goes first, so the
+        # lock never disappears before the answer is readable.
+        if self._batch is None or self._breaker.open:
+            await super().settle(cache_key, outcome, ttl)
+            return
+        if outcome is not None and ttl > 0:
+            self._batch.fire(
+                "SET",
+                self._answer_key(cache_key),
+                encode_outcome(outcome),
+                "PX",
+                max(int(ttl * 1000), 1),
+                on_error=self._failed,
+            )
+        token = self._locks.pop(cache_key, None)
+        if token is not None:
+            self._batch.fire_script(
+                self._unlock_sha,
+                script("unlock"),
+                [self._lock_key(cache_key)],
+                [token],
+                on_error=self._failed,
+            )
 
     async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
         deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ ignored, so the reconciler noting a check cannot undo an inquiry the gateway rec
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -88,10 +89,22 @@ def _order(entry: LedgerEntry) -> tuple[float, str]:
 
 
 class InquiryLedger(ABC):
+    """Where reconciliation finds the VAs answered with a bill but never paid."""
+
+    def __init__(self) -> None:
+        self._noting: set[asyncio.Task[None]] = set()
+
     @abstractmethod
     async def record(self, entry: LedgerEntry) -> None:
         """Note that ``entry``'s VA was answered with a bill; never raises (a hint)."""
         ...
+
+    def note(self, entry: LedgerEntry) -> None:
+        """:meth:`record` without waiting for it: the inquiry's answer must not wait for a
+        hint. Backends that can queue the write cheaply override this."""
+        task = asyncio.get_running_loop().create_task(self.record(entry))
+        self._noting.add(task)
+        task.add_done_callback(self._noting.discard)
 
     @abstractmethod
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:

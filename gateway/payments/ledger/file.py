@@ -48,6 +48,7 @@ class FileLedger(InquiryLedger):
     def __init__(
         self, directory: str | os.PathLike[str], *, compact_min_bytes: int = 1 << 20
     ) -> None:
+        super().__init__()
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = self.directory / "inquiries.jsonl"
@@ -61,12 +62,25 @@ class FileLedger(InquiryLedger):
         try:
             await self._append(entry.encode() + b"\n")
         except Exception as exc:  # a hint must never fail the inquiry that records it
-            _log.warning(
-                "inquiry ledger %s not written (%s); VA %s will not be reconciled",
-                self.path,
-                type(exc).__name__,
-                entry.payment_code,
-            )
+            self._not_written(entry, exc)
+
+    def note(self, entry: LedgerEntry) -> None:
+        # One unblocked O_APPEND write: cheaper than a task. Only while a compaction holds the
+        # lock does the write wait, in a task, off the request.
+        try:
+            self._append_nowait(entry.encode() + b"\n")
+        except BlockingIOError:
+            super().note(entry)
+        except Exception as exc:  # a hint must never fail the inquiry that records it
+            self._not_written(entry, exc)
+
+    def _not_written(self, entry: LedgerEntry, exc: BaseException) -> None:
+        _log.warning(
+            "inquiry ledger %s not written (%s); VA %s will not be reconciled",
+            self.path,
+            type(exc).__name__,
+            entry.payment_code,
+        )
 
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
         live, lines, size = await asyncio.to_thread(_load, self.path)
@@ -84,14 +98,28 @@ class FileLedger(InquiryLedger):
             await self._compaction
 
     async def _append(self, data: bytes) -> None:
-        check_tail = not self._tail_checked
         try:
-            size = _append_shared(self._lock_path, self.path, data, block=False, tail=check_tail)
+            self._append_nowait(data)
         except BlockingIOError:
             # A compaction (here or in another process) holds the lock: wait off the event loop.
             size = await asyncio.to_thread(
-                _append_shared, self._lock_path, self.path, data, block=True, tail=check_tail
+                _append_shared,
+                self._lock_path,
+                self.path,
+                data,
+                block=True,
+                tail=not self._tail_checked,
             )
+            self._appended(size)
+
+    def _append_nowait(self, data: bytes) -> None:
+        """Append under the shared lock, or raise BlockingIOError if a compaction holds it."""
+        size = _append_shared(
+            self._lock_path, self.path, data, block=False, tail=not self._tail_checked
+        )
+        self._appended(size)
+
+    def _appended(self, size: int) -> None:
         self._tail_checked = True
         if size > max(self._compact_min_bytes, 2 * self._counted_bytes):
             self._start_compaction()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._redis.batch import Batcher
 from ..._redis.breaker import Breaker
 from ..._redis.keys import FORMAT_VERSION
-from ..._redis.scripts import script
+from ..._redis.scripts import script, script_sha
 from ...config import CacheSettings
 from ...log import get_logger
 from .base import InquiryLedger, LedgerEntry
@@ -20,10 +21,12 @@ _log = get_logger("ledger")
 
 
 class RedisLedger(InquiryLedger):
-    """The ledger in Redis, shared by every pod; one round trip per record or settle.
+    """The ledger in Redis, shared by every pod.
 
-    After a failed record, records are skipped for ``retry_interval`` seconds, so a dead Redis
-    costs the inquiry path nothing more than the one failure.
+    The inquiry path calls ``note``, which does not wait: the script rides in the next pipeline
+    of the ledger's own connection (``due`` and ``settle`` first wait for what is queued). After a
+    failure, records are skipped until a background probe finds Redis again, so a dead Redis
+    costs the inquiry path nothing.
     """
 
     def __init__(
@@ -34,11 +37,13 @@ class RedisLedger(InquiryLedger):
         retry_interval: float = 1.0,
         others: tuple[Any, ...] = (),
     ) -> None:
+        super().__init__()
         self._redis = client
         self._others = others
         base = f"{prefix}{FORMAT_VERSION}:{{pay}}:ledger:"
         self._keys = [f"{base}entries", f"{base}answered"]
-        self._record = client.register_script(script("ledger_record"))
+        self._batch = Batcher(client, 5.0)
+        self._record_sha = script_sha("ledger_record")
         self._settle = client.register_script(script("ledger_settle"))
         self._breaker = Breaker(
             client.ping,
@@ -58,15 +63,31 @@ class RedisLedger(InquiryLedger):
         if self._breaker.open:
             return
         try:
-            await self._record(
-                keys=self._keys, args=[entry.payment_code, entry.answered_at, entry.encode()]
+            await self._batch.script(
+                self._record_sha, script("ledger_record"), self._keys, self._args(entry)
             )
         except Exception as exc:  # a hint must never fail the inquiry that records it
             self._breaker.failed(exc)
 
+    def note(self, entry: LedgerEntry) -> None:
+        if self._breaker.open:
+            return
+        self._batch.fire_script(
+            self._record_sha,
+            script("ledger_record"),
+            self._keys,
+            self._args(entry),
+            on_error=self._breaker.failed,
+        )
+
+    @staticmethod
+    def _args(entry: LedgerEntry) -> list[object]:
+        return [entry.payment_code, entry.answered_at, entry.encode()]
+
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
         if limit <= 0:
             return []
+        await self._batch.flush()
         entries_key, answered_key = self._keys
         codes = await self._redis.zrangebyscore(
             answered_key, newer_than, older_than, start=0, num=limit
@@ -78,9 +99,11 @@ class RedisLedger(InquiryLedger):
         return [LedgerEntry.decode(value) for value in values if value is not None]
 
     async def settle(self, payment_code: str) -> None:
+        await self._batch.flush()  # a record queued before must not land after the settle
         await self._settle(keys=self._keys, args=[payment_code])
 
     async def close(self) -> None:
+        await self._batch.drain()
         await self._breaker.close()
         await self._redis.aclose()
         for other in self._others:

@@ -8,6 +8,7 @@ X-EXTERNAL-ID: the replay guard is consulted only by the caller, after all of th
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, NamedTuple
 
 from ...log import get_logger
@@ -22,6 +23,7 @@ from ..asgi import RawRequest, Send, send_json
 from ..runtime import Runtime
 
 __all__ = [
+    "ClockSkew",
     "Verified",
     "admit",
     "answer",
@@ -67,7 +69,7 @@ async def verify_transaction(
     if abs(moment - now) > rt.settings.security.timestamp_skew:
         if rt.settings.security.signature_diagnostics:
             _log_clock(rt, endpoint, timestamp, now)
-        raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
+        raise ClockSkew(moment - now)
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -143,6 +145,15 @@ async def answer(runtime: Runtime, send: Send, status: int, document: dict[str, 
     await send_json(send, status, json_bytes(document), runtime.timestamp())
 
 
+class ClockSkew(SnapError):
+    """X-TIMESTAMP outside the allowed window; ``offset`` (seconds, sender minus us) is logged,
+    never sent."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
+        self.offset = offset
+
+
 async def refuse(
     runtime: Runtime,
     send: Send,
@@ -150,8 +161,9 @@ async def refuse(
     endpoint: str,
     service: Service,
     invalid_token_code: str | None = None,
+    request: RawRequest | None = None,
 ) -> None:
-    """Answer ``error`` with its SNAP code for ``service``; count and log it (no secrets)."""
+    """Answer ``error`` with its SNAP code for ``service``; count and log it once (no secrets)."""
     status, document = error_body(error, service)
     if invalid_token_code is not None and error.case is Case.INVALID_TOKEN:
         document["responseCode"] = invalid_token_code
@@ -159,8 +171,29 @@ async def refuse(
     metrics.rejections.labels(endpoint, document["responseCode"]).inc()
     if isinstance(error, SignatureError):
         metrics.signature_failures.labels(endpoint, error.reason).inc()
-    _log.info("%s refused: %s %s", endpoint, document["responseCode"], document["responseMessage"])
+    if _log.isEnabledFor(logging.INFO):  # the record and its fields only when it is written
+        _log.info(
+            "%s refused: %s %s",
+            endpoint,
+            document["responseCode"],
+            document["responseMessage"],
+            extra=refusal_fields(endpoint, document["responseCode"], error, request),
+        )
     await answer(runtime, send, status, document)
+
+
+def refusal_fields(
+    endpoint: str, code: str, error: SnapError, request: RawRequest | None
+) -> dict[str, Any]:
+    """The ``extra=`` fields of a refusal's log line (see ``gateway.log.REQUEST_FIELDS``)."""
+    reason = getattr(error, "reason", None) or error.field or error.detail or error.case.name
+    fields: dict[str, Any] = {"endpoint": endpoint, "response_code": code, "reason": reason}
+    if isinstance(error, ClockSkew):
+        fields["clock_offset_s"] = round(error.offset, 1)
+    if request is not None:
+        fields["external_id"] = request.header(b"x-external-id")
+        fields["partner"] = request.header(b"x-partner-id")
+    return fields
 
 
 async def admit(
@@ -177,7 +210,7 @@ async def admit(
     try:
         return await verify_transaction(runtime, request, endpoint, path)
     except SnapError as error:
-        await refuse(runtime, send, error, endpoint, service, invalid_token_code)
+        await refuse(runtime, send, error, endpoint, service, invalid_token_code, request)
     except Exception:
         _log.exception("%s verification failed", endpoint)
         await answer(runtime, send, *error_body(SnapError(Case.INTERNAL_ERROR), service))
@@ -193,11 +226,14 @@ async def claim(
     wait: float,
     endpoint: str,
     service: Service,
+    lock_ttl: float = 0.0,
 ) -> Begin | None:
     """Claim the request's X-EXTERNAL-ID; ``None`` when it has been answered here already.
 
     The :class:`Begin` returned is ``NEW`` (go ahead) or ``RENDER`` (an identical retry of a
-    cache hit whose outcome the backend kept: answer from ``begin.cached`` again).
+    cache hit whose outcome the backend kept: answer from ``begin.cached`` again). With
+    ``lock_ttl``, a ``NEW`` claim whose answer is not cached also tried the resolve lock
+    (``begin.locked``), all in one round trip.
 
     Seen before with the identical request: the first answer again, waiting up to ``wait``
     seconds while the first attempt still runs; if that attempt ended in a 5xx (which releases
@@ -205,7 +241,9 @@ async def claim(
     """
     state = runtime.state
     for attempt in range(2):
-        begin = await state.begin(verified.replay_key, verified.fingerprint, replay_ttl, cache_key)
+        begin = await state.begin(
+            verified.replay_key, verified.fingerprint, replay_ttl, cache_key, lock_ttl
+        )
         if begin.claim is Claim.NEW:
             return begin
         if begin.claim is Claim.RENDER:  # identical retry of a cache hit: render it again

@@ -7,10 +7,13 @@ ASGI request and renders cached bills from pre-formatted templates.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from typing import Any
 
 from ...exceptions import ResolverError, ResolverUnavailable
-from ...log import get_logger
+from ...log import get_logger, mask_va
 from ...metrics import Count
 from ...payments.ledger.base import InquiryLedger, LedgerEntry
 from ...snap.answers import error_body, json_bytes
@@ -41,6 +44,10 @@ class InquiryHandler:
         self.ledger = ledger
         self.path = runtime.settings.paths.inquiry
         self.resolver_timeout = runtime.settings.inquiry.resolver_timeout
+        # The resolve lock, taken with the replay claim, outlives the slowest route's timeout.
+        self.lock_ttl = (
+            max((r.timeout for r in runtime.resolvers.routes), default=self.resolver_timeout) + 1.0
+        )
         self.open_amount = runtime.settings.inquiry.open_amount_value
         self.check_composition = runtime.settings.security.check_va_composition
         metrics = runtime.metrics
@@ -74,6 +81,7 @@ class InquiryHandler:
                 self.resolver_timeout + 1.0,
                 "inquiry",
                 _SERVICE,
+                lock_ttl=self.lock_ttl,
             )
         except Exception:
             _log.exception("state backend failed")
@@ -83,12 +91,15 @@ class InquiryHandler:
             return
         resolver = "none"
         if field_error is not None:
+            # (A refused body carries no payment code, so it took no resolve lock.)
             status, body = _error(field_error)
             result = "bad_request"
         else:
             assert inquiry is not None
             try:
-                status, body, resolver, result = await self._resolve(inquiry, begin.cached)
+                status, body, resolver, result = await self._resolve(
+                    inquiry, begin.cached, begin.locked
+                )
             except Exception:
                 # Whatever went wrong, DOKU gets a SNAP answer and the id is released below.
                 _log.exception("inquiry failed")
@@ -102,6 +113,8 @@ class InquiryHandler:
             )
         await send_json(send, status, body, rt.timestamp())
         self._count(resolver, result, started)
+        if field_error is not None or _log.isEnabledFor(logging.DEBUG):
+            _log_request(request, verified.document, status, body, field_error, started)
 
     def _count(self, resolver: str, result: str, started: float) -> None:
         counter = self._results.get((resolver, result))
@@ -114,11 +127,13 @@ class InquiryHandler:
             latency.observe(time.perf_counter() - started)
 
     async def _resolve(
-        self, inquiry: Inquiry, cached: Outcome | None
+        self, inquiry: Inquiry, cached: Outcome | None, locked: bool = False
     ) -> tuple[int, bytes, str, str]:
         rt = self.runtime
         route = rt.resolvers.route(inquiry.partner_prefix)
         if route is None:
+            if locked:
+                await rt.state.unlock(inquiry.payment_code)
             return (*_error(SnapError(Case.BILL_NOT_FOUND)), "none", "no_resolver")
         outcome = cached
         if outcome is not None:
@@ -127,7 +142,7 @@ class InquiryHandler:
             self._cache_miss.inc()
             started = time.perf_counter()
             try:
-                outcome = await rt.fetcher.fetch(route, inquiry)
+                outcome = await rt.fetcher.fetch(route, inquiry, locked=locked)
             except ResolverUnavailable as exc:
                 _log.warning("resolver %s unavailable: %s", route.name, exc)
                 return (*_error(SnapError(Case.TIMEOUT)), route.name, "unavailable")
@@ -149,7 +164,7 @@ class InquiryHandler:
                 if cached is None:
                     # Remember what was offered, for `reconcile` if the notification never comes;
                     # cache hits repeat an entry already made.
-                    await self.ledger.record(LedgerEntry.from_inquiry(inquiry, outcome, rt.clock()))
+                    self.ledger.note(LedgerEntry.from_inquiry(inquiry, outcome, rt.clock()))
                 return 200, body, route.name, "bill"
         return (*_error(SnapError(_STATUS_CASE[outcome])), route.name, outcome.value)
 
@@ -157,3 +172,29 @@ class InquiryHandler:
 def _error(error: SnapError) -> tuple[int, bytes]:
     status, document = error_body(error, _SERVICE)
     return status, json_bytes(document)
+
+
+def _log_request(
+    request: RawRequest,
+    document: dict[str, Any],
+    status: int,
+    body: bytes,
+    refusal: SnapError | None,
+    started: float,
+) -> None:
+    """One line for a refused body (INFO) or, at DEBUG, for every inquiry; built only then."""
+    code = str(json.loads(body).get("responseCode", status))
+    va = document.get("virtualAccountNo")
+    extra: dict[str, Any] = {
+        "endpoint": "inquiry",
+        "external_id": request.header(b"x-external-id"),
+        "partner": request.header(b"x-partner-id"),
+        "response_code": code,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "va": mask_va(va) if isinstance(va, str) else None,
+    }
+    if refusal is not None:
+        extra["reason"] = refusal.field or refusal.detail or refusal.case.name
+        _log.info("inquiry refused: %s %s", code, refusal.field or "", extra=extra)
+    else:
+        _log.debug("inquiry answered: %s", code, extra=extra)

@@ -1,0 +1,151 @@
+"""Round trips to Redis on the inquiry path, counted (not timed) against a real redis-server.
+
+Real DOKU traffic inquires each VA once: the cache miss is the hot path. Its replay claim, cache
+lookup and single-flight lock travel as one script; the answer, the unlock, the replay record
+and the inquiry ledger travel after the answer is sent, and the answer waits for none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.doku.simulator import DokuSimulator, inquiry_body
+from gateway.metrics import Metrics
+from gateway.state.redis import RedisState
+from gateway.web.app import create_app
+
+from ...support import Keys, RedisServer, make_settings, running_server
+
+pytestmark = pytest.mark.anyio
+
+PARTNER = "   88899"
+Message = MutableMapping[str, Any]
+
+
+@dataclass
+class Counter:
+    """Round trips of the state backend: pipelines of its batch, plus commands sent alone."""
+
+    state: RedisState
+    alone: int = 0
+    at_answer: list[int] = field(default_factory=list)
+
+    def total(self) -> int:
+        batch = self.state._batch
+        assert batch is not None
+        return batch.round_trips + self.alone
+
+    def queued(self) -> bool:
+        batch = self.state._batch
+        assert batch is not None
+        return bool(batch._unsettled)
+
+
+@dataclass
+class Gateway:
+    http: httpx.AsyncClient
+    counter: Counter
+    state: RedisState
+    token: str
+    simulator: DokuSimulator
+    probe: aioredis.Redis
+
+    async def inquire(self, code: str) -> httpx.Response:
+        request = self.simulator.inquiry_request(self.token, inquiry_body(code, PARTNER))
+        return await self.simulator.send(self.http, request)
+
+    async def settled(self, code: str) -> None:
+        """Wait (polling, with a deadline) until the fired writes of ``code`` reached Redis:
+        its resolve lock is gone and nothing is queued."""
+        lock = f"doku-gateway:v1:{{{code}}}:l"
+        deadline = asyncio.get_running_loop().time() + 10
+        while await self.probe.exists(lock) or self.counter.queued():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def gateway(keys: Keys, redis_server: RedisServer) -> AsyncIterator[Gateway]:
+    settings = make_settings(keys, cache={"url": redis_server.url})
+    state = RedisState.from_settings(settings.cache, Metrics())
+    counter = Counter(state)
+    client = state._redis
+    execute = client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        counter.alone += 1
+        return await execute(*args, **options)
+
+    client.execute_command = counted
+    app = create_app(settings, state=state)
+
+    async def observed(
+        scope: Message,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                counter.at_answer.append(counter.total())
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)
+    probe = aioredis.Redis.from_url(redis_server.url)
+    with running_server(observed) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            token = await simulator.get_token(http)
+            gateway = Gateway(http, counter, state, token, simulator, probe)
+            # The first inquiry loads the scripts into Redis (once per Redis lifetime).
+            assert (await gateway.inquire("8889900000001")).status_code == 200
+            await gateway.settled("8889900000001")
+            yield gateway
+    await probe.aclose()
+
+
+async def test_a_cache_miss_answers_after_one_round_trip(gateway: Gateway) -> None:
+    counter = gateway.counter
+    before = counter.total()
+    response = await gateway.inquire("8889900004242")
+    assert response.status_code == 200
+    assert response.json()["responseCode"] == "2002400"
+    # Claim + cache lookup + resolve lock: one script, the only round trip the answer waited for.
+    assert counter.at_answer[-1] - before == 1
+    await gateway.settled("8889900004242")
+    # Then the answer, the unlock and the replay record rode in one more pipeline.
+    assert counter.total() - before == 2
+    assert await gateway.probe.exists(answer_key("8889900004242"))
+
+
+async def test_a_cache_hit_is_one_round_trip(gateway: Gateway) -> None:
+    counter = gateway.counter
+    assert (await gateway.inquire("8889900007777")).status_code == 200
+    await gateway.settled("8889900007777")
+    before = counter.total()
+    assert (await gateway.inquire("8889900007777")).status_code == 200
+    assert counter.at_answer[-1] - before == 1
+    assert counter.total() - before == 1
+
+
+async def test_a_miss_for_an_unknown_bill_releases_the_lock_with_its_answer(
+    gateway: Gateway,
+) -> None:
+    counter = gateway.counter
+    before = counter.total()
+    response = await gateway.inquire("8889911900001")  # the demo's "not found" prefix
+    assert response.json()["responseCode"] == "4042412"
+    assert counter.at_answer[-1] - before == 1
+    await gateway.settled("8889911900001")
+    assert counter.total() - before == 2
+
+
+def answer_key(code: str) -> str:
+    return f"doku-gateway:v1:{{{code}}}:a"
