@@ -82,6 +82,10 @@ class _Variant(Generic[_V]):
     mistake: str  # how the sender differs, as a phrase; "" for the gateway's form
 
 
+#: One candidate string-to-sign: body, path, token, hash case, timestamp.
+_Combination = tuple[_Variant[bytes], _Variant[str], _Variant[str], _Variant[str], _Variant[str]]
+
+
 def diagnose_clock(timestamp: str, now: float, skew: float) -> Diagnosis:
     """Explain an X-TIMESTAMP the gateway refused: malformed, a time-zone error, or a clock."""
     try:
@@ -159,9 +163,6 @@ def diagnose_signature(secret: bytes, request: ReceivedRequest, now: float) -> D
         "body" + clock,
         offset,
     )
-
-
-_Combination = tuple[_Variant[bytes], _Variant[str], _Variant[str], _Variant[str], _Variant[str]]
 
 
 def _by_mistakes(

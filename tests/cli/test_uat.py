@@ -188,6 +188,30 @@ def test_the_config_with_the_gateways_secret_given_as_a_flag_passes(
     assert GATEWAY_SECRET not in out
 
 
+def test_explicit_flags_without_a_config_pass(
+    configured: tuple[Path, Path, str], keys: Keys
+) -> None:
+    _, doku_key, url = configured
+    result = run_cli(
+        "uat",
+        "--url",
+        url,
+        "--client-id",
+        keys.client_id,
+        "--doku-private-key",
+        str(doku_key),
+        *sample_flags(),
+        "--json",
+        env={"DOKU_GATEWAY_DOKU_CLIENT_SECRET": GATEWAY_SECRET},
+    )
+    assert result.returncode == 0, result.stdout.decode()
+    report = json.loads(result.stdout)
+    assert report["counts"] == {"pass": 17, "fail": 0, "skip": 0}
+    # No merchant key given: the expired token is a backdated copy of the issued one.
+    expired = next(s for s in report["scenarios"] if s["id"] == "expired-token")
+    assert any("backdated" in note for note in expired["notes"])
+
+
 def test_nothing_answering_is_one_line_naming_the_url(demo: tuple[Path, str]) -> None:
     directory, _ = demo
     url = f"http://127.0.0.1:{free_port()}"
