@@ -744,3 +744,45 @@ async def test_naive_expiry_is_an_invalid_bill_with_a_log_line(
     assert len(lines) == 1
     assert "resolver scripted" in lines[0]
     assert "2099-01-01T12:00:00" in lines[0]
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "refused" in r.getMessage()]
+
+
+async def test_skewed_timestamp_refusal_logs_the_clock_offset_once(
+    client: httpx.AsyncClient,
+    simulator: DokuSimulator,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seven_hours_behind = format_timestamp(datetime.now(UTC) - timedelta(hours=7))
+    request = simulator.inquiry_request(
+        token, body_for("8889900001234"), timestamp=seven_hours_behind, external_id="skewed-1"
+    )
+    with caplog.at_level(logging.INFO, logger="doku_gateway"):
+        assert (await send(client, request)).json()["responseCode"] == "4002401"
+    [line] = _refusals(caplog)
+    assert line.__dict__["external_id"] == "skewed-1"
+    assert line.__dict__["partner"] == simulator.client_id
+    assert line.__dict__["reason"] == "X-TIMESTAMP"
+    assert abs(line.__dict__["clock_offset_s"] + 7 * 3600) < 60
+
+
+async def test_body_field_refusal_is_logged_once_with_masked_va(
+    client: httpx.AsyncClient,
+    simulator: DokuSimulator,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    document = body_for("8889900001234")
+    del document["additionalInfo"]
+    request = simulator.inquiry_request(token, document, external_id="no-info-1")
+    with caplog.at_level(logging.INFO, logger="doku_gateway"):
+        assert (await send(client, request)).json()["responseCode"] == "4002402"
+    [line] = _refusals(caplog)
+    assert line.__dict__["response_code"] == "4002402"
+    assert line.__dict__["reason"] == "additionalInfo"
+    assert line.__dict__["va"] == "*********1234"
+    assert line.__dict__["external_id"] == "no-info-1"
+    assert line.__dict__["latency_ms"] >= 0
