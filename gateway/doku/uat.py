@@ -323,8 +323,12 @@ class _Run:
             document = None
         timestamp = response.headers.get("x-timestamp")
         if timestamp and self.clock_offset is None:
+            # A header in whole seconds is the server's time rounded down: half a second on
+            # average, which would show a synchronised clock as -1 s half of the time.
+            half = 0.0 if "." in timestamp else 0.5
             with contextlib.suppress(ValueError):
-                self.clock_offset = round(parse_timestamp(timestamp).timestamp() - time.time())
+                moment = parse_timestamp(timestamp).timestamp() + half
+                self.clock_offset = round(moment - time.time())
         headers = {k: v for k, v in response.headers.items() if k in _SHOWN_RESPONSE_HEADERS}
         recorder.exchanges += (
             replace(
