@@ -8,12 +8,24 @@ from collections.abc import Sequence
 
 from ..exceptions import ConfigError
 from ._common import describe, version
-from .commands import cache, config, doku, keys, payments, reconcile, serve, sign, simulate, uat
+from .commands import (
+    cache,
+    config,
+    doku,
+    keys,
+    payments,
+    plugins,
+    reconcile,
+    serve,
+    sign,
+    simulate,
+    uat,
+)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The command table, in ``--help`` order: each module adds its commands with ``register()``.
-COMMANDS = (serve, config, simulate, sign, keys, cache, payments, reconcile, doku, uat)
+COMMANDS = (serve, config, simulate, uat, sign, keys, plugins, cache, payments, reconcile, doku)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""gateway._plugins: listing installed resolver plugins, and writing a new one that passes its
+"""gateway.resolvers.plugins: listing installed resolver plugins, and writing a new one that passes its
 own generated contract tests."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway._plugins import ResolverInfo, list_resolvers, write_resolver_package
+from gateway.resolvers.plugins import ResolverInfo, list_resolvers, write_resolver_package
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-__all__ = ["ENTRY_POINT_GROUP", "ResolverInfo", "list_resolvers", "write_resolver_package"]
+from .loader import ENTRY_POINT_GROUP
+
+__all__ = ["ResolverInfo", "list_resolvers", "write_resolver_package"]
 
 #: The entry point group resolver plugins register in (as in gateway.resolvers.loader).
-ENTRY_POINT_GROUP = "doku_gateway.resolvers"
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 
