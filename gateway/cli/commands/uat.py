@@ -156,17 +156,21 @@ def _target(args: argparse.Namespace) -> UatTarget:
         if not args.client_id:
             raise _Usage("give --demo-dir DIR, --config FILE, or --client-id and the rest")
         target = UatTarget(url="", client_id=args.client_id, client_secret="", samples=samples)
-    if not url or not url.startswith(("http://", "https://")):
+    if not url:
+        raise _Usage("give --url, the base URL DOKU calls")
+    if not url.startswith(("http://", "https://")):
         raise _Usage(f"--url must be an http(s) URL, not {url!r}")
     changes: dict[str, Any] = {"url": url.rstrip("/"), "channel": args.channel}
     if args.client_id:
         changes["client_id"] = args.client_id
-    secret = args.client_secret or (target.client_secret or None)
-    secret = secret or env.get("DOKU_GATEWAY_DOKU_CLIENT_SECRET")
-    if not secret:
-        raise _Usage("give --client-secret env:NAME or set DOKU_GATEWAY_DOKU_CLIENT_SECRET")
-    # A secret read from a file often ends with a newline, which would break every HMAC.
-    changes["client_secret"] = resolve_reference(secret, "--client-secret", env).strip()
+    secret = args.client_secret
+    if secret is None and not target.client_secret:
+        secret = env.get("DOKU_GATEWAY_DOKU_CLIENT_SECRET")
+        if not secret:
+            raise _Usage("give --client-secret env:NAME or set DOKU_GATEWAY_DOKU_CLIENT_SECRET")
+    if secret is not None:
+        # A secret read from a file often ends with a newline, which would break every HMAC.
+        changes["client_secret"] = resolve_reference(secret, "--client-secret", env).strip()
     if args.doku_private_key:
         changes["doku_private_key"] = _key(args.doku_private_key)
     if args.merchant_private_key:
