@@ -13,8 +13,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -23,12 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from .canonical import body_candidates, minify, sha256_hex
 
 __all__ = [
+    "SignatureMatch",
     "SymmetricSigner",
     "asymmetric_string_to_sign",
     "sign_asymmetric",
     "sign_symmetric",
     "symmetric_string_to_sign",
     "verify_asymmetric",
+    "verify_asymmetric_any",
 ]
 
 
@@ -59,6 +62,16 @@ def verify_asymmetric(
     return True
 
 
+def verify_asymmetric_any(
+    keys: Sequence[tuple[str, rsa.RSAPublicKey]], client_id: str, timestamp: str, signature: str
+) -> str | None:
+    """The label of the first of ``keys`` whose owner made ``signature``, else ``None``."""
+    for label, key in keys:
+        if verify_asymmetric(key, client_id, timestamp, signature):
+            return label
+    return None
+
+
 def symmetric_string_to_sign(
     method: str, path: str, token: str, body_sha256_hex: str, timestamp: str
 ) -> str:
@@ -74,20 +87,36 @@ def sign_symmetric(
     return base64.b64encode(mac).decode("ascii")
 
 
+class SignatureMatch(NamedTuple):
+    """Which body form verified (``minified-utf8``, ``minified-ascii``, ``raw``, ``empty``) and
+    with which secret (``current``, or ``next`` during a rotation)."""
+
+    form: str
+    key: str
+
+
 @dataclass(frozen=True, slots=True)
 class SymmetricSigner:
-    """Verifies inbound symmetric signatures with one client secret, built once at start."""
+    """Verifies inbound symmetric signatures with the client secret, built once at start.
+
+    During a rotation window ``next_secret`` verifies too; signing always uses ``secret``.
+    """
 
     secret: bytes = field(repr=False)
+    next_secret: bytes | None = field(default=None, repr=False)
     # The HMAC key schedule (two SHA-512 blocks of padded key) is done once; copies reuse it.
-    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _keyed: tuple[tuple[str, hmac.HMAC], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=hashlib.sha512))
+        keyed = [("current", hmac.new(self.secret, digestmod=hashlib.sha512))]
+        if self.next_secret is not None and self.next_secret != self.secret:
+            keyed.append(("next", hmac.new(self.next_secret, digestmod=hashlib.sha512)))
+        object.__setattr__(self, "_keyed", tuple(keyed))
 
     @classmethod
-    def from_secret(cls, secret: str) -> SymmetricSigner:
-        return cls(secret.encode("utf-8"))
+    def from_secret(cls, secret: str, next_secret: str | None = None) -> SymmetricSigner:
+        secret_next = None if next_secret is None else next_secret.encode("utf-8")
+        return cls(secret.encode("utf-8"), secret_next)
 
     def sign(self, method: str, path: str, token: str, body: bytes, timestamp: str) -> str:
         message = symmetric_string_to_sign(method, path, token, sha256_hex(body), timestamp)
@@ -111,9 +140,24 @@ class SymmetricSigner:
         timestamp: str,
         signature: str,
     ) -> str | None:
-        """Return the name of the body form that verified, or ``None`` when none did.
+        """Return the name of the body form that verified, or ``None`` when none did."""
+        found = self.match(method, path, token, raw, document, timestamp, signature)
+        return None if found is None else found.form
 
-        Every candidate of :func:`body_candidates` is tried with a constant-time compare.
+    def match(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        raw: bytes,
+        document: Any,
+        timestamp: str,
+        signature: str,
+    ) -> SignatureMatch | None:
+        """The body form and secret that verified, or ``None`` when none did.
+
+        Every candidate of :func:`body_candidates` is tried with each secret (the current one
+        first) with a constant-time compare.
         """
         try:
             expected = base64.b64decode(signature, validate=True)
@@ -125,8 +169,10 @@ class SymmetricSigner:
         suffix = f":{timestamp}".encode()
         keyed = self._keyed
         for name, body in body_candidates(raw, document):
-            mac = keyed.copy()
-            mac.update(prefix + hashlib.sha256(body).hexdigest().encode("ascii") + suffix)
-            if hmac.compare_digest(mac.digest(), expected):
-                return name
+            message = prefix + hashlib.sha256(body).hexdigest().encode("ascii") + suffix
+            for key, schedule in keyed:
+                mac = schedule.copy()
+                mac.update(message)
+                if hmac.compare_digest(mac.digest(), expected):
+                    return SignatureMatch(name, key)
         return None

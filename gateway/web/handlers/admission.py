@@ -76,10 +76,10 @@ async def verify_transaction(
         raise SignatureError(Case.INVALID_TOKEN, "token_malformed")
     if not rt.verifier.verify(token, now):
         raise SignatureError(Case.INVALID_TOKEN, "token_invalid")
-    document = parse_json(raw)
+    document = parse_json(raw, http.max_json_depth)
     query = request.query
     signed_path = http.path_prefix + path + (f"?{query}" if query else "")
-    matched = rt.signer.verify(
+    matched = rt.verify_signature(
         request.method, signed_path, token, raw, document, timestamp, signature
     )
     if matched is None:

@@ -9,7 +9,6 @@ from ...snap.answers import error_body, json_bytes
 from ...snap.codes import Case, Service
 from ...snap.errors import SignatureError, SnapError
 from ...snap.fields import parse_json
-from ...snap.signature import verify_asymmetric
 from ...snap.timestamps import parse_timestamp, within_window
 from ..asgi import RawRequest, Send, send_json
 from ..runtime import Runtime
@@ -24,7 +23,6 @@ class TokenHandler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.client_id = runtime.settings.credentials.client_id
-        self.doku_key = runtime.settings.credentials.doku_public_key
 
     async def handle(self, request: RawRequest, send: Send) -> None:
         rt = self.runtime
@@ -67,10 +65,11 @@ class TokenHandler:
             raise SnapError(Case.INVALID_FIELD_FORMAT, "X-TIMESTAMP")
         if client_key != self.client_id:
             raise SignatureError(Case.UNAUTHORIZED, "unknown X-CLIENT-KEY")
-        # DOKU signs the merchant's own client id (spec §5.1), so verify over ours.
-        if not verify_asymmetric(self.doku_key, self.client_id, timestamp, signature):
+        # DOKU signs the merchant's own client id (spec §5.1), so verify over ours; with either
+        # of DOKU's keys during a rotation (runtime.doku_keys).
+        if not rt.verify_token_request(self.client_id, timestamp, signature):
             raise SignatureError(Case.UNAUTHORIZED, "Invalid Signature")
-        document = parse_json(raw)
+        document = parse_json(raw, http.max_json_depth)
         grant = document.get("grantType")
         if grant is None or grant == "":
             raise SnapError(Case.MISSING_MANDATORY_FIELD, "grantType")
