@@ -134,9 +134,20 @@ def test_serve_demo_then_simulate(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         out = result.stdout.decode()
-        assert result.returncode == 0, result.stderr
+        # The not-found answer is not the expected success: the exit code says so.
+        assert result.returncode == 1, result.stderr
         assert '"responseCode": "2002400"' in out
         assert '"responseCode": "4042412"' in out
+        found = run_cli(
+            "simulate", "--url", f"http://127.0.0.1:{port}", "8889900001234", cwd=tmp_path
+        )
+        assert found.returncode == 0, found.stderr
+        # pay takes the amount and trxId the inquiry answered.
+        paid = run_cli(
+            "simulate", "--url", f"http://127.0.0.1:{port}", "pay", "8889900001234", cwd=tmp_path
+        )
+        assert paid.returncode == 0, paid.stderr
+        assert '"responseCode": "2002500"' in paid.stdout.decode()
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ok"
     finally:
         process.send_signal(signal.SIGTERM)

@@ -30,5 +30,13 @@ def _keygen(args: argparse.Namespace) -> int:
     key = generate_private_key()
     _write_private(private, private_key_pem(key))
     public.write_bytes(public_key_pem(key.public_key()))
-    print(f"wrote {private} (keep secret) and {public} (upload this one to DOKU)")
+    print(f"wrote {private} (keep secret) and {public}")
+    if args.name == "doku":
+        # A stand-in for DOKU's own pair (tests, simulate): DOKU never receives either half.
+        print(
+            f"  this pair plays DOKU: set doku.public_key to {public}; sign as DOKU with "
+            f"simulate --doku-private-key {private}"
+        )
+    else:
+        print(f"  set merchant.private_key to {private}; upload {public} to DOKU's dashboard")
     return 0
