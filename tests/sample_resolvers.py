@@ -43,3 +43,18 @@ class PaymentCountingResolver(CountingResolver):
             os.write(fd, f"{os.getpid()} {payment.payment_request_id}\n".encode())
         finally:
             os.close(fd)
+
+
+class HangingResolver(CountingResolver):
+    """Never answers for VA numbers ending in ``options["hang"]`` (a stuck row lock, a dead
+    shard); answers everything else at once. Counts calls like :class:`CountingResolver`."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.hang = str(options["hang"])
+
+    async def resolve(self, inquiry: Inquiry) -> Bill | BillStatus:
+        bill = await super().resolve(inquiry)
+        if inquiry.payment_code.endswith(self.hang):
+            await asyncio.Event().wait()  # forever: only the gateway's timeout ends it
+        return bill

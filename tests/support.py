@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -133,6 +134,8 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     directory: Path
+    #: Extra redis-server arguments, kept across restarts (e.g. ``--appendonly yes``).
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -157,8 +160,21 @@ class RedisServer:
 
     def restart(self) -> None:
         self.stop()
-        self.process = _spawn_redis(self.port, self.directory)
+        self.process = _spawn_redis(self.port, self.directory, *self.extra)
         poll(self.ping)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final save (what a crashed node looks like)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers (a stalled node or a long GC)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
 
 def _spawn_redis(port: int, directory: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -187,7 +203,7 @@ def start_redis(*extra: str) -> RedisServer:
     """A fresh redis-server on a free loopback port, in its own temp dir."""
     directory = Path(tempfile.mkdtemp(prefix="doku-gateway-redis-"))
     port = free_port()
-    server = RedisServer(port, _spawn_redis(port, directory, *extra), directory)
+    server = RedisServer(port, _spawn_redis(port, directory, *extra), directory, tuple(extra))
     try:
         poll(server.ping)
     except TimeoutError:
