@@ -25,6 +25,7 @@ from .handlers.health import HealthHandlers
 from .handlers.inquiry import InquiryHandler
 from .handlers.payment import PaymentHandler
 from .handlers.token import TokenHandler
+from .rotation import CredentialWatcher, loose_secret_files
 from .runtime import Runtime
 
 _log = get_logger("app")
@@ -66,11 +67,15 @@ def create_app(
     ]
 
     deadlines = Deadlines()
+    watcher = CredentialWatcher(runtime, settings.security.key_reload_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for message in loose_secret_files(settings.credentials):
+            _log.warning("%s", message)
         await runtime.resolvers.startup(runtime.invalidate)
         await deliverer.start()
+        watcher.start()
         # Everything built so far lives as long as the app: keep it out of the collector's
         # generations so a full collection under load walks only per-request garbage.
         gc.freeze()
@@ -82,6 +87,7 @@ def create_app(
         try:
             yield
         finally:
+            await watcher.stop()
             await deadlines.stop()
             await deliverer.stop()
             await journal.close()
@@ -93,4 +99,5 @@ def create_app(
     app.state.runtime = runtime
     app.state.journal = journal
     app.state.health = health
+    app.state.watcher = watcher
     return GatewayApp(app, transactions, deadlines)

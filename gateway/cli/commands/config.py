@@ -11,10 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 
 from ...config import CacheSettings, is_memory_url, load_settings
 from ...exceptions import ConfigError
 from ...resolvers.loader import check_resolvers
+from ...web.rotation import loose_secret_files
 from .._common import Subcommands, describe
 
 
@@ -40,6 +42,8 @@ def _check_config(args: argparse.Namespace) -> int:
             problems.append(("cache.url", error))
     if problems:
         raise ConfigError.collected(problems)
+    for message in loose_secret_files(settings.credentials):
+        print(f"warning: {message}", file=sys.stderr)
     backend = settings.cache.url.split("://")[0]
     print(f"ok: {len(settings.resolvers)} resolver(s), cache {backend}")
     return 0

@@ -29,7 +29,9 @@ def register(commands: Subcommands) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ...metrics import Metrics
     from ...web.app import create_app
+    from ...web.protocol import server_options
     from .._serve import DrainingServer
 
     env = dict(os.environ)
@@ -49,7 +51,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = settings.replace(http=http)
     configure_logging(settings.log_level, _secrets(settings), settings.log_format)
-    app = create_app(settings)
+    metrics = Metrics()
+    app = create_app(settings, metrics=metrics)
     if settings.demo:
         _print_demo_banner(settings, args.demo_dir)
     config = uvicorn.Config(
@@ -62,6 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=http.forwarded_allow_ips,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # Request heads bounded in size, header count and time (http.max_header_bytes, …).
+        **server_options(http, metrics),
     )
     DrainingServer(config, app.state.health.drain, http.shutdown_delay).run()
     return 0

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...log import get_logger
+from ...log import get_logger, mask_va
 from .base import InquiryLedger, LedgerEntry, _from_document, _order
 
 _log = get_logger("ledger")
@@ -79,7 +79,7 @@ class FileLedger(InquiryLedger):
             "inquiry ledger %s not written (%s); VA %s will not be reconciled",
             self.path,
             type(exc).__name__,
-            entry.payment_code,
+            mask_va(entry.payment_code),
         )
 
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:

@@ -1,0 +1,216 @@
+"""uvicorn's httptools protocol with limits on the request head: size, header count, and time.
+
+uvicorn buffers a request head of any size: httptools joins the pieces of a header value with
+repeated ``bytes +=`` (quadratic in its length) and uvicorn keeps the URL the same way, so one
+client sending a 64 MiB header stalls every other request for seconds and leaves the process
+larger for good; and a client that trickles its head is never cut off. This subclass counts the
+bytes of a head as they arrive, so the parser never holds more than the limit plus one socket
+read, refuses too many headers before the application sees the request, and closes a connection
+whose head is not complete in time.
+
+A read that completes a head may also carry the start of the body, so a read is held against the
+limit only while the head is still incomplete after it; a complete head is measured exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ..config import HttpSettings
+from ..log import get_logger
+from ..metrics import Metrics
+
+__all__ = ["HeadLimits", "LimitedHttpToolsProtocol", "protocol_class", "server_options"]
+
+_log = get_logger("protocol")
+
+#: ``reason`` given to the refusal callback (a metric label).
+HEADER_BYTES, HEADER_COUNT, HEADER_TIMEOUT = "header_bytes", "header_count", "header_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """What a request head may be: ``max_bytes`` (request line and headers), ``max_count``
+    headers, received within ``timeout`` seconds."""
+
+    max_bytes: int = 16_384
+    max_count: int = 64
+    timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: HttpSettings) -> HeadLimits:
+        return cls(settings.max_header_bytes, settings.max_headers, settings.header_timeout)
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop httptools once the answer has been sent."""
+
+
+def _answer(status: int) -> bytes:
+    phrase = http.HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\n"
+        "content-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(phrase)}\r\n"
+        "connection: close\r\n\r\n"
+        f"{phrase}"
+    ).encode("ascii")
+
+
+_ANSWERS = {431: _answer(431), 408: _answer(408)}
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """:class:`HttpToolsProtocol` enforcing :attr:`limits`; build one with
+    :func:`protocol_class` and give it to uvicorn as ``http=``."""
+
+    limits: ClassVar[HeadLimits] = HeadLimits()
+    #: Called with the reason of each refusal (``header_bytes``, ``header_count``,
+    #: ``header_timeout``), e.g. to count it. Read through the class, so a plain function.
+    on_refusal: ClassVar[Callable[[str], None] | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Loop time at which the head being read began; None between heads.
+        self._head_since: float | None = None
+        # Bytes of the reads that began while a head was being read.
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    # Connection and read events.
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A new connection owes its first head at once: uvicorn itself arms no timer before
+        # its first answer, so a client that connects and sends nothing would stay for ever.
+        self._head_since = self.loop.time()
+        self._head_timer = self.loop.call_later(self.limits.timeout, self._check_head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._head_since = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own data_received plus the count; its answer to a malformed request (400)
+        # must not follow a refusal that has answered already.
+        if self._refused:
+            return
+        if self._head_since is not None:
+            self._head_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if not self._refused:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            return
+        if self._head_since is not None and self._head_bytes > self.limits.max_bytes:
+            # The head is still incomplete, so every byte counted belongs to it.
+            self._refuse(431, HEADER_BYTES)
+
+    # Parser callbacks.
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_since is None:
+            # A later request on a kept-alive connection: its clock starts at its first byte
+            # (the idle time before it is uvicorn's keep-alive timeout).
+            self._head_since = self.loop.time()
+            self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        limits = self.limits
+        # Measured exactly here: the read that ended the head may also hold body bytes, and
+        # the read in which a later head began was not counted.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > limits.max_bytes:
+            self._refuse(431, HEADER_BYTES)
+            raise _Refused
+        if len(self.headers) > limits.max_count:
+            self._refuse(431, HEADER_COUNT)
+            raise _Refused
+        self._head_since = None
+        super().on_headers_complete()
+
+    # Limits.
+
+    def _check_head(self) -> None:
+        """Timer, about once per ``timeout`` per connection: cut a head taking too long."""
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        timeout = self.limits.timeout
+        now = self.loop.time()
+        since = self._head_since
+        if since is not None and now - since >= timeout:
+            if self.scope is None:
+                # Not one byte since the connection was made: close it without an answer.
+                self._head_since = None
+                self.transport.close()
+            else:
+                self._refuse(408, HEADER_TIMEOUT)
+            return
+        delay = timeout if since is None else since + timeout - now
+        self._head_timer = self.loop.call_later(delay, self._check_head)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self._refused = True
+        self._head_since = None
+        peer = self.client[0] if self.client else "-"
+        _log.info("request head from %s refused: %s (%d)", peer, reason, status)
+        report = type(self).on_refusal
+        if report is not None:
+            report(reason)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            self.transport.write(_ANSWERS[status])
+            self.transport.close()
+        else:
+            # The answer to an earlier (pipelined) request is still being written: let it
+            # finish, read nothing more, and close after it.
+            cycle.keep_alive = False
+            self.flow.pause_reading()
+
+
+def protocol_class(
+    limits: HeadLimits, on_refusal: Callable[[str], None] | None = None
+) -> type[LimitedHttpToolsProtocol]:
+    """A :class:`LimitedHttpToolsProtocol` bound to ``limits``, for ``uvicorn.Config(http=...)``.
+
+    A class per server rather than per-instance arguments: uvicorn builds each connection's
+    protocol itself, from the class it was given."""
+
+    class Bound(LimitedHttpToolsProtocol):
+        pass
+
+    Bound.limits = limits
+    Bound.on_refusal = on_refusal
+    return Bound
+
+
+def server_options(settings: HttpSettings, metrics: Metrics | None = None) -> dict[str, Any]:
+    """The ``uvicorn.Config`` arguments that put :attr:`HttpSettings` head limits in force,
+    refusals counted in ``doku_gateway_refused_request_heads_total`` when ``metrics`` is given."""
+    report = (
+        None if metrics is None else (lambda reason: metrics.refused_heads.labels(reason).inc())
+    )
+    return {"http": protocol_class(HeadLimits.from_settings(settings), report)}
