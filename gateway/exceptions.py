@@ -19,7 +19,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .snap.errors import GatewayError
+from .snap.errors import FieldError, GatewayError, SignatureError, SnapError
+
+__all__ = [
+    "ConfigError",
+    "DokuError",
+    "DokuProtocolError",
+    "DokuUnavailable",
+    "FieldError",
+    "GatewayError",
+    "ResolverError",
+    "ResolverUnavailable",
+    "SignatureError",
+    "SnapError",
+]
 
 
 class ConfigError(GatewayError):
