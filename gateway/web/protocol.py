@@ -8,8 +8,10 @@ bytes of a head as they arrive, so the parser never holds more than the limit pl
 read, refuses too many headers before the application sees the request, and closes a connection
 whose head is not complete in time.
 
-A read that completes a head may also carry the start of the body, so a read is held against the
-limit only while the head is still incomplete after it; a complete head is measured exactly.
+Reads are counted from the one that begins a head. While the head is incomplete every byte
+counted belongs to it; once complete, the count is an upper bound of its size (the last read may
+hold body bytes too), so only a head whose count passed the limit, or that began in the middle of
+a read (pipelined behind another request), is measured exactly.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         # Loop time at which the head being read began; None between heads.
         self._head_since: float | None = None
-        # Bytes of the reads that began while a head was being read.
+        # Bytes of the reads since then; all of the head's when it began with a read.
         self._head_bytes = 0
+        self._head_whole = True
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -108,6 +111,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._head_since is not None:
             self._head_bytes += len(data)
+        elif self.cycle is None or not self.cycle.more_body:
+            # The previous request has all its body: this read begins the next head. (Its
+            # clock starts here; the idle time before is uvicorn's keep-alive timeout.)
+            self._head_since = self.loop.time()
+            self._head_bytes = len(data)
+            self._head_whole = True
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -132,17 +141,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._head_since is None:
-            # A later request on a kept-alive connection: its clock starts at its first byte
-            # (the idle time before it is uvicorn's keep-alive timeout).
+            # A head that begins in the middle of a read, behind the body of a pipelined
+            # request: counted from the next read on, measured when complete.
             self._head_since = self.loop.time()
             self._head_bytes = 0
+            self._head_whole = False
 
     def on_headers_complete(self) -> None:
         limits = self.limits
-        # Measured exactly here: the read that ended the head may also hold body bytes, and
-        # the read in which a later head began was not counted.
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > limits.max_bytes:
+        if (not self._head_whole or self._head_bytes > limits.max_bytes) and (
+            len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            > limits.max_bytes
+        ):
             self._refuse(431, HEADER_BYTES)
             raise _Refused
         if len(self.headers) > limits.max_count:
@@ -176,7 +186,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._head_since = None
         peer = self.client[0] if self.client else "-"
-        _log.info("request head from %s refused: %s (%d)", peer, reason, status)
+        # DEBUG: a flood must not become a flood of log lines; the metric counts every one.
+        _log.debug("request head from %s refused: %s (%d)", peer, reason, status)
         report = type(self).on_refusal
         if report is not None:
             report(reason)
