@@ -228,7 +228,7 @@ async def test_file_record_failure_is_logged_not_raised(
     ledger = FileLedger(tmp_path / "ledger")
     (tmp_path / "ledger" / "inquiries.jsonl").mkdir()  # every append now fails for real
     await ledger.record(entry("1", 100.0))
-    assert "VA 888991 will not be reconciled" in caplog.text
+    assert "VA **8991 will not be reconciled" in caplog.text
     with pytest.raises(OSError):
         await ledger.settle("888991")  # the reconciler's calls do raise
 
