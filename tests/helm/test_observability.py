@@ -16,7 +16,7 @@ from gateway import create_app
 from gateway.config import settings_from_mapping
 from gateway.snap.keys import private_key_pem, public_key_pem
 
-from ..support import Keys, running_server
+from ..support import Keys, running_server, start_redis
 from .chart import CHART, MINIMAL, REDIS, Rendered, merged, render
 
 DASHBOARD = CHART / "dashboards" / "doku-gateway.json"
@@ -56,8 +56,10 @@ PANELS = {
 @pytest.fixture(scope="module")
 def exported(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every series name a running gateway's /metrics declares (families with no samples yet
-    included), expanded to the names PromQL uses (``_total``, ``_bucket``...)."""
+    included), expanded to the names PromQL uses (``_total``, ``_bucket``...). The gateway runs
+    on a real Redis, as the dashboard's deployments do: some series exist only with Redis."""
     journal = tmp_path_factory.mktemp("journal")
+    redis = start_redis()
     data = {
         "doku": {
             "client_id": keys.client_id,
@@ -66,10 +68,14 @@ def exported(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         },
         "merchant": {"private_key": private_key_pem(keys.merchant).decode()},
         "resolvers": [{"name": "demo", "use": "demo", "default": True}],
+        "cache": {"url": redis.url},
     }
     settings = settings_from_mapping(data, {"DOKU_GATEWAY_PAYMENT_JOURNAL_DIR": str(journal)})
-    with running_server(create_app(settings)) as url:
-        text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
+    try:
+        with running_server(create_app(settings)) as url:
+            text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
+    finally:
+        redis.stop()
     names = {
         family.name + suffix
         for family in text_string_to_metric_families(text)
