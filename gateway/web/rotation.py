@@ -193,6 +193,35 @@ class CredentialWatcher:
                 "; ".join(f"{key}: {message}" for key, message in exc.problems),
             )
             return False
+        different = _differences(self.runtime.settings.credentials, credentials)
+        if not different:
+            # A Secret volume update rewrites every file, even those whose value stayed.
+            _log.debug("key files %s rewritten with the same values", ", ".join(changed))
+            return False
         self.runtime.use_credentials(credentials)
-        _log.info("reloaded credentials after a change of %s", ", ".join(changed))
+        _log.info("reloaded credentials: new %s", ", ".join(different))
         return True
+
+
+def _differences(old: Credentials, new: Credentials) -> list[str]:
+    """Config keys whose value differs between ``old`` and ``new`` (names only)."""
+
+    def numbers(key: rsa.RSAPublicKey | None) -> object:
+        return None if key is None else key.public_numbers()
+
+    pairs = (
+        ("doku.client_secret", old.client_secret, new.client_secret),
+        ("doku.client_secret_next", old.client_secret_next, new.client_secret_next),
+        ("doku.public_key", numbers(old.doku_public_key), numbers(new.doku_public_key)),
+        (
+            "doku.public_key_next",
+            numbers(old.doku_public_key_next),
+            numbers(new.doku_public_key_next),
+        ),
+        (
+            "merchant.private_key",
+            numbers(old.merchant_public_key),
+            numbers(new.merchant_public_key),
+        ),
+    )
+    return [key for key, before, after in pairs if before != after]
