@@ -13,12 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.snap.canonical import minify, sha256_hex
 from gateway.snap.signature import (
+    SignatureMatch,
     SymmetricSigner,
     asymmetric_string_to_sign,
     sign_asymmetric,
     sign_symmetric,
     symmetric_string_to_sign,
     verify_asymmetric,
+    verify_asymmetric_any,
 )
 from gateway.snap.timestamps import parse_timestamp
 
@@ -362,3 +364,68 @@ def test_verify_refuses_a_token_with_the_bearer_prefix(vectors: dict[str, Any]) 
         sym["x_signature"],
     )
     assert result is None
+
+
+# Rotation window: a second secret verifies too, and the match says which one.
+
+
+def _match(vectors: dict[str, Any], signer: SymmetricSigner, signature: str) -> Any:
+    sym = _sym(vectors)
+    raw = sym["minified_body_as_sdk_builds_it"].encode("utf-8")
+    return signer.match(
+        sym["http_method"],
+        sym["endpoint"],
+        sym["access_token"],
+        raw,
+        json.loads(raw),
+        sym["x_timestamp"],
+        signature,
+    )
+
+
+def test_the_next_secret_verifies_and_is_named(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    old = SymmetricSigner.from_secret("SK-old-secret-000000000000", sym["client_secret"])
+    assert _match(vectors, old, sym["x_signature"]) == SignatureMatch("minified-utf8", "next")
+    new = SymmetricSigner.from_secret(sym["client_secret"], "SK-next-secret-00000000000")
+    assert _match(vectors, new, sym["x_signature"]) == SignatureMatch("minified-utf8", "current")
+    assert (
+        _verify(
+            vectors, sym["minified_body_as_sdk_builds_it"].encode(), sym["x_signature"], signer=old
+        )
+        == "minified-utf8"
+    )
+
+
+def test_neither_secret_is_no_match(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    signer = SymmetricSigner.from_secret("SK-a-000000000000000000000", "SK-b-00000000000000000000")
+    assert _match(vectors, signer, sym["x_signature"]) is None
+
+
+def test_signing_uses_the_current_secret_only(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    signer = SymmetricSigner.from_secret(sym["client_secret"], "SK-next-secret-00000000000")
+    raw = sym["minified_body_as_sdk_builds_it"].encode("utf-8")
+    signature = signer.sign(
+        sym["http_method"], sym["endpoint"], sym["access_token"], raw, sym["x_timestamp"]
+    )
+    assert signature == sym["x_signature"]
+
+
+def test_a_next_secret_equal_to_the_current_one_is_not_a_second_key(
+    vectors: dict[str, Any],
+) -> None:
+    sym = _sym(vectors)
+    signer = SymmetricSigner.from_secret(sym["client_secret"], sym["client_secret"])
+    assert _match(vectors, signer, sym["x_signature"]).key == "current"
+    assert len(signer._keyed) == 1
+
+
+def test_verify_asymmetric_any_names_the_key_that_verified(keys: Keys) -> None:
+    timestamp = "2024-05-01T10:15:30+07:00"
+    signature = sign_asymmetric(keys.merchant, keys.client_id, timestamp)
+    ring = [("current", keys.doku.public_key()), ("next", keys.merchant.public_key())]
+    assert verify_asymmetric_any(ring, keys.client_id, timestamp, signature) == "next"
+    assert verify_asymmetric_any(ring[:1], keys.client_id, timestamp, signature) is None
+    assert verify_asymmetric_any(ring, keys.client_id, timestamp, "not base64!") is None
