@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from gateway.doku.simulator import DokuSimulator, inquiry_body
+from gateway.exceptions import ConfigError
 from gateway.metrics import Metrics
 from gateway.web.app import create_app
-from gateway.web.protocol import server_options
+from gateway.web.protocol import HeadLimits, server_options
 
 from ..support import Keys, make_settings, running_server
 
@@ -197,3 +198,25 @@ def test_oversized_head_pipelined_behind_a_request_closes_after_its_answer(
     assert b"2007300" in answer
     assert answer.count(b"HTTP/1.1 ") == 1
     assert server.refused("header_bytes") == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("max_header_bytes", 1000), ("max_headers", 15), ("header_timeout", 0), ("max_json_depth", 3)],
+)
+def test_limits_too_small_to_serve_doku_are_configuration_errors(
+    keys: Keys, key: str, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_settings(keys, http={key: value})
+    assert caught.value.key == f"http.{key}"
+
+
+def test_limits_come_from_the_http_settings(keys: Keys) -> None:
+    settings = make_settings(
+        keys, http={"max_header_bytes": 2048, "max_headers": 20, "header_timeout": 2.5}
+    )
+    protocol = server_options(settings.http)["http"]
+    assert protocol.limits == HeadLimits(2048, 20, 2.5)
+    assert protocol.on_refusal is None
+    assert HeadLimits.from_settings(make_settings(keys).http) == HeadLimits(16_384, 64, 10.0)
