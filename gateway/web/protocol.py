@@ -112,11 +112,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_since is not None:
             self._head_bytes += len(data)
         elif self.cycle is None or not self.cycle.more_body:
-            # The previous request has all its body: this read begins the next head. (Its
-            # clock starts here; the idle time before is uvicorn's keep-alive timeout.)
+            # The previous request has all its body: this read begins the next head, or goes
+            # on with one begun in the middle of the previous read, behind a pipelined request
+            # (uvicorn's scope has no method until its head is complete). The clock starts
+            # here; the idle time before is uvicorn's keep-alive timeout.
             self._head_since = self.loop.time()
             self._head_bytes = len(data)
-            self._head_whole = True
+            self._head_whole = self.scope is None or "method" in self.scope
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -138,18 +140,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # Parser callbacks.
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._head_since is None:
-            # A head that begins in the middle of a read, behind the body of a pipelined
-            # request: counted from the next read on, measured when complete.
-            self._head_since = self.loop.time()
-            self._head_bytes = 0
-            self._head_whole = False
-
     def on_headers_complete(self) -> None:
         limits = self.limits
-        if (not self._head_whole or self._head_bytes > limits.max_bytes) and (
+        # Measured exactly only when the count is not a bound of the head's size: it passed the
+        # limit (the last read may hold body bytes too), or the head began in the middle of a
+        # read (no count at all, or one that missed its start).
+        whole = self._head_since is not None and self._head_whole
+        if (not whole or self._head_bytes > limits.max_bytes) and (
             len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             > limits.max_bytes
         ):
