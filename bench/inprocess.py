@@ -1,16 +1,21 @@
 """Per-request cost of the gateway's inquiry path inside one process, without HTTP.
 
-Calls the ASGI app directly with a signed cache-hit inquiry, N times, and prints microseconds per
-request, next to a bare Starlette app doing nothing but read the body and answer. Useful to see
-what a change to the hot path costs before running the full wrk benchmark (``bench/run.py``).
+Calls the ASGI app directly with signed requests, N times, and prints microseconds per request,
+next to a bare Starlette app doing nothing but read the body and answer. ``--mode hit`` repeats
+one VA's inquiry (cache hits), ``miss`` inquires a new VA every time, ``payment`` posts a new
+payment notification every time (requests signed before the clock starts). Useful to see what a
+change to a hot path costs before running the full wrk benchmark (``bench/run.py``), and to
+profile one (``--profile FILE`` writes cProfile stats of the gateway's loop).
 
-Run:  .venv/bin/python bench/inprocess.py [--requests 20000] [--backend memory|redis://...]
+Run:  .venv/bin/python bench/inprocess.py [--mode hit|miss|payment] [--requests 20000]
+      [--backend memory|redis://...] [--profile out.prof]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import secrets
 import tempfile
 import time
@@ -21,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body, payment_body
 from gateway.resolvers.demo import demo_settings, ensure_demo_files
 from gateway.snap.keys import load_private_key
 from gateway.web.app import create_app
@@ -81,18 +86,38 @@ async def call(app: Any, request: SignedRequest, external_id: str) -> tuple[int,
     return status, b"".join(chunks)
 
 
-async def measure(app: Any, request: SignedRequest, count: int) -> float:
+async def measure(app: Any, requests: list[SignedRequest], count: int) -> float:
     prefix = secrets.token_hex(4)  # X-EXTERNAL-IDs never repeat across runs: no replays
     started = time.perf_counter()
     for index in range(count):
-        await call(app, request, f"{prefix}-{index}")
+        await call(app, requests[index % len(requests)], f"{prefix}-{index}")
     return (time.perf_counter() - started) / count * 1e6
+
+
+def signed(
+    simulator: DokuSimulator, token: str, mode: str, count: int, run: int
+) -> list[SignedRequest]:
+    if mode == "hit":
+        return [simulator.inquiry_request(token, inquiry_body("8889900001234", "   88899"))]
+    requests = []
+    for index in range(count):
+        code = f"88899{run}{index:09d}"
+        if mode == "miss":
+            requests.append(simulator.inquiry_request(token, inquiry_body(code, "   88899")))
+        else:
+            document = payment_body(
+                code, "   88899", "25000.00", payment_request_id=f"P{run}-{index}"
+            )
+            requests.append(simulator.payment_request(token, document))
+    return requests
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--backend", default="memory://")
+    parser.add_argument("--mode", choices=("hit", "miss", "payment"), default="hit")
+    parser.add_argument("--profile", help="write cProfile stats of the measured gateway run here")
     args = parser.parse_args()
     directory = tempfile.mkdtemp()
     files = ensure_demo_files(directory)
@@ -110,13 +135,24 @@ async def main() -> None:
         request = simulator.inquiry_request(token, inquiry_body("8889900001234", "   88899"))
         status, answer = await call(app, request, secrets.token_hex(8))
         assert status == 200, answer
-        await measure(app, request, 500)
-        gateway_us = await measure(app, request, args.requests)
+        await measure(app, signed(simulator, token, args.mode, 500, 1), 500)
+        requests = signed(simulator, token, args.mode, args.requests, 2)
+        status, first = await call(app, requests[0], secrets.token_hex(8))
+        assert status == 200, first
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        rest = requests[1:] or requests  # hit: the one request again
+        gateway_us = await measure(app, rest, args.requests - 1)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
     bare = bare_app(answer)
-    await measure(bare, request, 500)
-    bare_us = await measure(bare, request, args.requests)
+    await measure(bare, requests, 500)
+    bare_us = await measure(bare, requests, args.requests)
     print(
-        f"gateway {gateway_us:7.1f} us/request   bare starlette {bare_us:7.1f} us/request   "
+        f"{args.mode}: gateway {gateway_us:7.1f} us/request   "
+        f"bare starlette {bare_us:7.1f} us/request   "
         f"gateway work beyond bare: {gateway_us - bare_us:6.1f} us"
     )
 

@@ -273,17 +273,20 @@ def _cached_template(bill: Bill, open_amount_value: str) -> BillTemplate:
     return _template(bill, open_amount_value)
 
 
+_MARKERS = tuple(_ECHO.format(i) for i in range(5))
+_MARKERS_JSON = tuple(json.dumps(marker) for marker in _MARKERS)
+_PROBE = Inquiry(_MARKERS[0], _MARKERS[1], _MARKERS[2], "", _MARKERS[3], _MARKERS[4], {})
+
+
 def _template(bill: Bill, open_amount_value: str) -> BillTemplate:
-    markers = [_ECHO.format(i) for i in range(5)]
-    probe = Inquiry(markers[0], markers[1], markers[2], "", markers[3], markers[4], {})
     text = json.dumps(
-        render_bill(probe, bill, open_amount_value=open_amount_value),
+        render_bill(_PROBE, bill, open_amount_value=open_amount_value),
         ensure_ascii=False,
         separators=(",", ":"),
     )
     parts: list[bytes] = []
-    for marker in markers:
-        before, _, text = text.partition(json.dumps(marker))
+    for marker in _MARKERS_JSON:
+        before, _, text = text.partition(marker)
         parts.append(before.encode("utf-8"))
     parts.append(text.encode("utf-8"))
     return BillTemplate(tuple(parts))

@@ -64,3 +64,24 @@ def decode_outcome(data: bytes) -> Outcome:
 
 def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+class Decoded:
+    """Decoded outcomes by their encoding, bounded: the same few bills are read thousands of
+    times (retries, hits), and decoding each byte string once keeps a hit cheap."""
+
+    __slots__ = ("_by_value", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._by_value: dict[bytes, Outcome] = {}
+        self._limit = limit
+
+    def __call__(self, value: bytes) -> Outcome:
+        """The outcome ``value`` encodes; ``ValueError`` when it is not one."""
+        outcome = self._by_value.get(value)
+        if outcome is None:
+            outcome = decode_outcome(value)
+            if len(self._by_value) >= self._limit:
+                self._by_value.clear()
+            self._by_value[bytes(value)] = outcome
+        return outcome

@@ -36,7 +36,7 @@ from ..log import get_logger
 from ..metrics import Metrics
 from ..snap.models import Outcome
 from .base import Begin, Claim, StateBackend, StoredAnswer
-from .codec import decode_outcome, encode_outcome
+from .codec import Decoded, encode_outcome
 from .memory import MemoryState
 
 _log = get_logger("redis")
@@ -81,7 +81,7 @@ class RedisState(StateBackend):
         self._unlock_sha = script_sha("unlock")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
-        self._decoded: dict[bytes, Outcome] = {}
+        self._decoded = Decoded()
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.redis_up.set(1)
 
@@ -349,19 +349,11 @@ class RedisState(StateBackend):
     def _decode_cached(self, value: bytes | None) -> Outcome | None:
         if value is None:
             return None
-        # The same few bills come back thousands of times: decode each byte string once.
-        outcome = self._decoded.get(value)
-        if outcome is not None:
-            return outcome
         try:
-            outcome = decode_outcome(value)
+            return self._decoded(value)
         except ValueError:
             _log.warning("ignoring an undecodable cache entry")
             return None
-        if len(self._decoded) >= 4096:
-            self._decoded.clear()
-        self._decoded[bytes(value)] = outcome
-        return outcome
 
     def _decode_claim(self, value: bytes | None, fingerprint: str) -> Begin:
         if value is None:  # gone between two commands (cluster path): let the caller re-claim

@@ -32,6 +32,9 @@ from .base import InquiryLedger, LedgerEntry, _from_document, _order
 
 _log = get_logger("ledger")
 
+#: Seconds a noted entry may wait to be written with the others noted meanwhile.
+NOTE_DELAY = 0.05
+
 
 # -- file backend ---------------------------------------------------------------------------------
 
@@ -57,32 +60,59 @@ class FileLedger(InquiryLedger):
         self._counted_bytes = 0
         self._tail_checked = False
         self._compaction: asyncio.Task[None] | None = None
+        # note(): entries of the inquiry path, written together every NOTE_DELAY seconds.
+        self._noted: list[LedgerEntry] = []
+        self._flush: asyncio.TimerHandle | None = None
 
     async def record(self, entry: LedgerEntry) -> None:
+        self._write_noted()  # keep the file in the order things happened
         try:
             await self._append(entry.encode() + b"\n")
         except Exception as exc:  # a hint must never fail the inquiry that records it
-            self._not_written(entry, exc)
+            self._not_written([entry], exc)
 
     def note(self, entry: LedgerEntry) -> None:
-        # One unblocked O_APPEND write: cheaper than a task. Only while a compaction holds the
-        # lock does the write wait, in a task, off the request.
-        try:
-            self._append_nowait(entry.encode() + b"\n")
-        except BlockingIOError:
-            super().note(entry)
-        except Exception as exc:  # a hint must never fail the inquiry that records it
-            self._not_written(entry, exc)
+        # Every cache miss notes its bill: one locked append per miss would cost more than the
+        # rest of the miss. The ledger is a hint (a crash loses at most NOTE_DELAY seconds of
+        # it: those VAs are not reconciled), so notes are written together, off the request.
+        self._noted.append(entry)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(NOTE_DELAY, self._write_noted)
 
-    def _not_written(self, entry: LedgerEntry, exc: BaseException) -> None:
+    def _write_noted(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        noted, self._noted = self._noted, []
+        if not noted:
+            return
+        data = b"".join(entry.encode() + b"\n" for entry in noted)
+        try:
+            self._append_nowait(data)
+        except BlockingIOError:  # a compaction holds the lock: wait for it in a task
+            task = asyncio.get_running_loop().create_task(self._append_later(noted, data))
+            self._noting.add(task)
+            task.add_done_callback(self._noting.discard)
+        except Exception as exc:  # a hint must never fail the inquiry that records it
+            self._not_written(noted, exc)
+
+    async def _append_later(self, noted: list[LedgerEntry], data: bytes) -> None:
+        try:
+            await self._append(data)
+        except Exception as exc:
+            self._not_written(noted, exc)
+
+    def _not_written(self, entries: list[LedgerEntry], exc: BaseException) -> None:
         _log.warning(
-            "inquiry ledger %s not written (%s); VA %s will not be reconciled",
+            "inquiry ledger %s not written (%s); VA %s%s will not be reconciled",
             self.path,
             type(exc).__name__,
-            mask_va(entry.payment_code),
+            mask_va(entries[0].payment_code),
+            f" and {len(entries) - 1} more" if len(entries) > 1 else "",
         )
 
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
+        self._write_noted()
         live, lines, size = await asyncio.to_thread(_load, self.path)
         if lines - len(live) > len(live) and size >= self._compact_min_bytes:
             self._start_compaction()
@@ -90,10 +120,14 @@ class FileLedger(InquiryLedger):
         return sorted(selected, key=_order)[: max(limit, 0)]
 
     async def settle(self, payment_code: str) -> None:
+        self._write_noted()  # a note of this VA must not land after its tombstone
         line = {"code": payment_code, "settled": True}
         await self._append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 
     async def close(self) -> None:
+        self._write_noted()
+        if self._noting:
+            await asyncio.gather(*self._noting, return_exceptions=True)
         if self._compaction is not None:
             await self._compaction
 

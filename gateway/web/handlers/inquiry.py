@@ -19,7 +19,7 @@ from ...payments.ledger.base import InquiryLedger, LedgerEntry
 from ...snap.answers import error_body, json_bytes
 from ...snap.codes import Case, Service
 from ...snap.errors import SnapError
-from ...snap.inquiry import bill_template, parse_inquiry
+from ...snap.inquiry import bill_template, parse_inquiry, render_bill
 from ...snap.models import Bill, BillStatus, Inquiry, Outcome
 from ...state.base import StoredAnswer
 from ..asgi import RawRequest, Send, send_json
@@ -160,8 +160,15 @@ class InquiryHandler:
             if outcome.expires_at is not None and outcome.expires_at.timestamp() <= rt.clock():
                 outcome = BillStatus.EXPIRED
             else:
-                body = bill_template(outcome, self.open_amount).render(inquiry)
-                if cached is None:
+                if cached is not None:
+                    # A cached bill is answered again and again: from its pre-rendered template.
+                    body = bill_template(outcome, self.open_amount).render(inquiry)
+                else:
+                    # A bill seen for the first time (most VAs are inquired once): one encode,
+                    # no template to build and cache. The same bytes either way.
+                    body = json_bytes(
+                        render_bill(inquiry, outcome, open_amount_value=self.open_amount)
+                    )
                     # Remember what was offered, for `reconcile` if the notification never comes;
                     # cache hits repeat an entry already made.
                     self.ledger.note(LedgerEntry.from_inquiry(inquiry, outcome, rt.clock()))
