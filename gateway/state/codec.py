@@ -14,11 +14,15 @@ from typing import Any
 from ..snap.models import Bill, BillStatus, FreeText, Outcome
 
 _STATUS_BY_VALUE = {status.value: status for status in BillStatus}
+# One encoder, built once: json.dumps with non-default arguments builds one per call, which cost
+# more than the encoding itself on every cache miss.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_STATUS_ENCODED = {status: _ENCODER.encode({"s": status.value}).encode() for status in BillStatus}
 
 
 def encode_outcome(outcome: Outcome) -> bytes:
     if isinstance(outcome, BillStatus):
-        return json.dumps({"s": outcome.value}, separators=(",", ":")).encode()
+        return _STATUS_ENCODED[outcome]
     document: dict[str, Any] = {"n": outcome.name, "a": str(outcome.amount), "t": outcome.trx_type}
     optional: dict[str, Any] = {
         "mn": None if outcome.min_amount is None else str(outcome.min_amount),
@@ -34,7 +38,7 @@ def encode_outcome(outcome: Outcome) -> bytes:
     document.update((key, value) for key, value in optional.items() if value is not None)
     if outcome.currency != "IDR":
         document["c"] = outcome.currency
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def decode_outcome(data: bytes) -> Outcome:

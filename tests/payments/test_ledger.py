@@ -241,7 +241,7 @@ async def test_redis_keys_share_the_journal_hash_tag(redis_server: RedisServer) 
     raw = aioredis.Redis.from_url(redis_server.url)
     try:
         await ledger.record(entry("1", 100.0))
-        keys = sorted(k.decode() for k in await raw.keys("*"))
+        keys = sorted(k.decode() if isinstance(k, bytes) else k for k in await raw.keys("*"))
         assert keys == ["shop:v1:{pay}:ledger:answered", "shop:v1:{pay}:ledger:entries"]
         assert await raw.zscore(keys[0], "888991") == 100.0
     finally:
@@ -292,3 +292,15 @@ async def test_create_ledger_follows_the_journal(keys: Keys, redis_server: Redis
         assert codes(await shared.due(1000.0, 0.0, 10)) == ["1"]
     finally:
         await shared.close()
+
+
+async def test_any_echoed_string_round_trips_and_spares_its_batch(tmp_path: Path) -> None:
+    # A lone surrogate is valid JSON text DOKU may send in inquiryRequestId; the ledger's notes
+    # are written together, so one such entry must neither fail nor take the others with it.
+    ledger = FileLedger(tmp_path)
+    odd = entry("8001", 100.0, inquiry_request_id="INQ-\ud800-\n-\u00fc")
+    plain = entry("8002", 101.0)
+    ledger.note(odd)
+    ledger.note(plain)
+    assert await ledger.due(1000.0, 0.0, 10) == [odd, plain]
+    await ledger.close()

@@ -14,6 +14,8 @@ from typing import Any
 
 from ...snap.models import Bill, Inquiry
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
@@ -61,7 +63,9 @@ class LedgerEntry:
             document["channel"] = self.channel
         if self.checked_at is not None:
             document["checked"] = self.checked_at
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        # ASCII escapes: any string DOKU echoes (a lone surrogate included) encodes, so one odd
+        # inquiryRequestId cannot cost the entries written with it.
+        return _ENCODER.encode(document).encode("ascii")
 
     @classmethod
     def decode(cls, data: bytes | str) -> LedgerEntry:
