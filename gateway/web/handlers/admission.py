@@ -132,7 +132,13 @@ def _log_signature(
         host=request.header(b"host"),
         forwarded_prefix=request.header(b"x-forwarded-prefix"),
     )
-    diagnosis = diagnose_signature(runtime.signer.secret, received, now)
+    signer = runtime.signer
+    diagnosis = diagnose_signature(signer.secret, received, now)
+    if diagnosis.causes == ("secret",) and signer.next_secret is not None:
+        # During a rotation the sender may make its mistake with the next secret.
+        with_next = diagnose_signature(signer.next_secret, received, now)
+        if with_next.causes != ("secret",):
+            diagnosis = with_next
     _log.warning("%s: X-SIGNATURE did not verify; diagnosis: %s", endpoint, diagnosis.message)
 
 

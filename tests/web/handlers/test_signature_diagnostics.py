@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body
+from gateway.snap.keys import public_key_pem
 from gateway.snap.timestamps import WIB
 from gateway.web.app import create_app
 
@@ -108,3 +109,28 @@ def test_diagnostics_are_off_by_default(
     stale_status, _, _ = exchange(quiet, keys, PREFIX + INQUIRY, timestamp=stale)
     assert (status, stale_status) == (401, 400)
     assert diagnoses(caplog) == []
+
+
+def test_a_mistake_made_with_the_next_secret_is_diagnosed(
+    keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mid-rotation: the sender already signs with the next secret, over the wrong path.
+    doku = {
+        "client_id": keys.client_id,
+        "client_secret": "the-secret-being-retired",
+        "client_secret_next": keys.client_secret,
+        "public_key": public_key_pem(keys.doku.public_key()).decode(),
+    }
+    settings = make_settings(
+        keys,
+        doku=doku,
+        security={"signature_diagnostics": True},
+        http={"path_prefix": PREFIX},
+    )
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with running_server(create_app(settings)) as url:
+        status, _, _ = exchange(url, keys, INQUIRY)
+    assert status == 401
+    [line] = diagnoses(caplog)
+    assert "without http.path_prefix '/doku'" in line
+    assert "the-secret-being-retired" not in line and keys.client_secret not in line
