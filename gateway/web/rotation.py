@@ -47,24 +47,29 @@ Identity = tuple[int, int, int, int]
 
 
 def loose_secret_files(credentials: Credentials) -> list[str]:
-    """One message per secret given as ``file:`` that group or others may access (mode & 077).
+    """One message per secret given as ``file:`` that others may access: any "other" bit, or a
+    group bit for a group the gateway's process is not in.
 
-    The mode is that of the file the path resolves to (a Kubernetes Secret's files are
-    symlinks into the volume)."""
+    A group the process belongs to is its own: Kubernetes mounts a Secret's files owned by the
+    pod's ``fsGroup`` (mode 0440), and only the gateway runs in its container. The mode is that
+    of the file the path resolves to (a Kubernetes Secret's files are symlinks into the
+    volume)."""
+    own_groups = {os.getgid(), os.getegid(), *os.getgroups()}
     messages = []
     for key in SECRET_KEYS:
         path = credentials.files.get(key)
         if path is None:
             continue
         try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
+            info = os.stat(path)
         except OSError:
             continue
-        if mode & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o007 or (mode & 0o070 and info.st_gid not in own_groups):
             messages.append(
-                f"{key}: {path} is accessible to group or others (mode {mode:04o}); "
-                "make it readable by the gateway's user only (chmod 600; Kubernetes: "
-                "defaultMode 0400)"
+                f"{key}: {path} is accessible to others (mode {mode:04o}); make it readable "
+                "by the gateway's user only (chmod 600; Kubernetes: defaultMode 0440 with the "
+                "pod's fsGroup)"
             )
     return messages
 

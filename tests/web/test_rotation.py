@@ -265,6 +265,7 @@ def test_secret_files_readable_by_others_are_reported(tmp_path: Path, keys: Keys
     (tmp_path / "doku.pem").chmod(0o644)  # a public key: nothing to hide
     (tmp_path / "merchant.pem").chmod(0o600)
     secret.chmod(0o640)
+    os.chown(secret, -1, 4242)  # a group the test's process is not in
     settings = make_settings(
         keys,
         doku={
@@ -275,9 +276,13 @@ def test_secret_files_readable_by_others_are_reported(tmp_path: Path, keys: Keys
         merchant={"private_key": f"file:{tmp_path / 'merchant.pem'}"},
     )
     assert loose_secret_files(settings.credentials) == [
-        f"doku.client_secret: {secret} is accessible to group or others (mode 0640); make it "
-        "readable by the gateway's user only (chmod 600; Kubernetes: defaultMode 0400)"
+        f"doku.client_secret: {secret} is accessible to others (mode 0640); make it readable "
+        "by the gateway's user only (chmod 600; Kubernetes: defaultMode 0440 with the pod's "
+        "fsGroup)"
     ]
+    os.chown(secret, -1, os.getgid())  # the gateway's own group (Kubernetes' fsGroup)
+    assert loose_secret_files(settings.credentials) == []
+    os.chown(secret, -1, 4242)
     (tmp_path / "merchant.pem").chmod(0o604)
     assert [m.split(":")[0] for m in loose_secret_files(settings.credentials)] == [
         "doku.client_secret",
