@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 import gateway
 from gateway.cli import main
+from gateway.snap.keys import generate_private_key, public_key_pem
 
 from ..support import Keys, free_port, poll
 from .chart import (
@@ -97,6 +98,7 @@ def test_rendered_config_loads_with_the_gateway(keys: Keys, tmp_path: Path) -> N
             },
             "config": {
                 "log_level": "debug",
+                "log_format": "json",
                 "http": {"port": 9000, "max_body_bytes": 1_000_000},
                 "security": {"signature_mode": "log-only"},
                 "resolvers": [
@@ -125,7 +127,7 @@ def test_rendered_config_loads_with_the_gateway(keys: Keys, tmp_path: Path) -> N
     )
     rendered = render(values)
     settings = load_config(rendered.config_toml(), {SECRETS_DIR: secrets})
-    assert settings.log_level == "DEBUG"
+    assert settings.log_level == "DEBUG" and settings.log_format == "json"
     assert settings.http.host == "0.0.0.0" and settings.http.port == 9000
     assert settings.http.max_body_bytes == 1_000_000
     assert settings.security.signature_mode == "log-only"
@@ -175,6 +177,38 @@ def test_chart_made_secret_feeds_the_config(keys: Keys, tmp_path: Path) -> None:
         'public_key = "file:/etc/doku-gateway/secrets/merchant-public-key.pem"'
         in (render(with_public).config_toml().split("[merchant]")[1])
     )
+
+
+def test_rotation_values_reach_the_gateway(keys: Keys, tmp_path: Path) -> None:
+    """During a rotation the chart-made Secret carries DOKU's next secret and key, and both
+    reach the gateway as doku.client_secret_next / doku.public_key_next."""
+    files = secret_files(keys)
+    next_key = generate_private_key()
+    values = merged(
+        MINIMAL,
+        {
+            "doku": {"clientId": keys.client_id},
+            "secrets": {
+                "existingSecret": "",
+                "clientSecret": keys.client_secret,
+                "clientSecretNext": "the-next-secret\n",
+                "dokuPublicKey": files["doku-public-key.pem"].decode(),
+                "dokuPublicKeyNext": public_key_pem(next_key.public_key()).decode(),
+                "merchantPrivateKey": files["merchant-private-key.pem"].decode(),
+            },
+        },
+    )
+    rendered = render(values)
+    mounted = secret_data(rendered.one("Secret"))
+    assert mounted["client-secret-next"] == b"the-next-secret"  # trimmed, like the current one
+    settings = load_config(rendered.config_toml(), {SECRETS_DIR: mount(tmp_path, mounted)})
+    assert settings.credentials.client_secret_next == "the-next-secret"
+    assert settings.credentials.doku_public_key_next is not None
+    assert settings.credentials.doku_public_key_next.public_numbers() == (
+        next_key.public_key().public_numbers()
+    )
+    without = render(merged(MINIMAL, {"doku": {"clientId": keys.client_id}}))
+    assert "_next" not in without.config_toml()
 
 
 def test_check_config_accepts_the_rendered_config(keys: Keys, tmp_path: Path) -> None:
@@ -547,7 +581,8 @@ def test_every_config_section_reaches_the_gateway(keys: Keys, tmp_path: Path) ->
         for key, value in table.items():
             assert getattr(getattr(settings, section), key) == value, f"{section}.{key}"
     assert set(changed) == set(gateway_sections())
-    written = set(tomllib.loads(rendered.config_toml())) - {"log_level", "doku", "merchant"}
+    top = {"log_level", "log_format", "doku", "merchant"}
+    written = set(tomllib.loads(rendered.config_toml())) - top
     assert written == {*changed, "resolvers"}
 
 

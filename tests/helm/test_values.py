@@ -73,7 +73,7 @@ def test_schema_config_sections_are_the_gateways() -> None:
     config = schema()["properties"]["config"]
     sections = gateway_sections()
     assert config["additionalProperties"] is False
-    assert set(config["properties"]) == {*sections, "log_level", "resolvers"}
+    assert set(config["properties"]) == {*sections, "log_level", "log_format", "resolvers"}
     for section, cls in sections.items():
         node = config["properties"][section]
         assert node["additionalProperties"] is False, section

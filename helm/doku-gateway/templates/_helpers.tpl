@@ -83,13 +83,13 @@ Fixed locations inside the container; the image's CMD and the README use the sam
 {{/*
 The file name (Secret item) of one credential, or "" when it is not used.
 Call with (dict "root" $ "item" "clientSecret").
-Required items always have a name. Optional items (merchantPrivateKeyPassword, merchantPublicKey)
-are used when secrets.items names them, or, for the chart-created Secret, when a value is given
+Required items always have a name. Optional items (merchantPrivateKeyPassword, merchantPublicKey,
+and the rotation's clientSecretNext, dokuPublicKeyNext) are used when secrets.items names them, or, for the chart-created Secret, when a value is given
 (under the default file name).
 */}}
 {{- define "doku-gateway.secretItem" -}}
 {{- $s := .root.Values.secrets -}}
-{{- $defaults := dict "clientSecret" "client-secret" "dokuPublicKey" "doku-public-key.pem" "merchantPrivateKey" "merchant-private-key.pem" "merchantPrivateKeyPassword" "merchant-private-key-password" "merchantPublicKey" "merchant-public-key.pem" -}}
+{{- $defaults := dict "clientSecret" "client-secret" "dokuPublicKey" "doku-public-key.pem" "merchantPrivateKey" "merchant-private-key.pem" "merchantPrivateKeyPassword" "merchant-private-key-password" "merchantPublicKey" "merchant-public-key.pem" "clientSecretNext" "client-secret-next" "dokuPublicKeyNext" "doku-public-key-next.pem" -}}
 {{- $required := list "clientSecret" "dokuPublicKey" "merchantPrivateKey" -}}
 {{- $name := index ($s.items | default dict) .item | default "" -}}
 {{- if and (not $name) (has .item $required) -}}
@@ -160,11 +160,20 @@ they are `file:` references to the Secret mounted at /etc/doku-gateway/secrets.
 {{- with $cfg.log_level }}
 log_level = {{ include "doku-gateway.tomlValue" . }}
 {{- end }}
+{{- with $cfg.log_format }}
+log_format = {{ include "doku-gateway.tomlValue" . }}
+{{- end }}
 
 [doku]
 client_id = {{ include "doku-gateway.tomlValue" (.Values.doku.clientId | toString) }}
 client_secret = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir (include "doku-gateway.secretItem" (dict "root" . "item" "clientSecret"))) }}
 public_key = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir (include "doku-gateway.secretItem" (dict "root" . "item" "dokuPublicKey"))) }}
+{{- with include "doku-gateway.secretItem" (dict "root" . "item" "clientSecretNext") }}
+client_secret_next = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir .) }}
+{{- end }}
+{{- with include "doku-gateway.secretItem" (dict "root" . "item" "dokuPublicKeyNext") }}
+public_key_next = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir .) }}
+{{- end }}
 
 [merchant]
 private_key = {{ include "doku-gateway.tomlValue" (printf "file:%s/%s" $dir (include "doku-gateway.secretItem" (dict "root" . "item" "merchantPrivateKey"))) }}
