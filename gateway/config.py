@@ -172,6 +172,11 @@ class PaymentSettings:
     #: ``auto`` (redis when cache.url is Redis, else file).
     journal: Literal["auto", "file", "redis"] = "auto"
     journal_dir: str = "./doku-gateway-data"
+    #: File journal retention: the most recently delivered entries kept whole (the history
+    #: ``payments list/show`` reads). Older delivered entries are compacted to their
+    #: paymentRequestId, kept 3 days so a late duplicate is still recognised; undelivered
+    #: entries and dead letters are always kept. Bounds the journal's memory and file size.
+    journal_keep_delivered: int = 1000
     #: ``async``: ack once journaled, deliver in the background (DOKU retries a failed
     #: notification only after 30 min). ``sync``: ack only after the hook returned.
     delivery: Literal["async", "sync"] = "async"
@@ -750,6 +755,8 @@ def _validate(
         add("payment.shards", "must be at least 1")
     if payment.max_attempts < 1:
         add("payment.max_attempts", "must be at least 1")
+    if payment.journal_keep_delivered < 0:
+        add("payment.journal_keep_delivered", "must be at least 0")
     if payment.journal == "redis" and is_memory_url(cache.url):
         add("payment.journal", "redis journal needs a Redis cache.url")
     client: ClientSettings = sections["client"]

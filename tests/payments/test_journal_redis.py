@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from gateway.config import CacheSettings, PaymentSettings
 from gateway.payments.journal.base import JournalEntry
-from gateway.payments.journal.file import FileJournal
 from gateway.payments.journal.redis import RedisJournal
 
 from ..support import RedisServer
@@ -22,10 +22,10 @@ def entry(prid: str, code: str = "8889900001234") -> JournalEntry:
     return JournalEntry(prid, code, "88899", {"paymentRequestId": prid}, time.time())
 
 
-def journal(redis_server: RedisServer, **payment: object) -> RedisJournal:
+def journal(redis_server: RedisServer, **payment: Any) -> RedisJournal:
     return RedisJournal.from_settings(
         CacheSettings(url=redis_server.url), PaymentSettings(journal="redis", **payment)
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -109,33 +109,73 @@ async def test_missing_replicas_refuse_the_append(redis_server: RedisServer) -> 
         await backend.close()
 
 
-async def test_file_journal_survives_a_torn_last_line(tmp_path: object) -> None:
-    from pathlib import Path
+async def test_an_append_is_one_script_call_before_the_ack(
+    redis_server: RedisServer, redis_journal: RedisJournal
+) -> None:
+    import redis.asyncio as aioredis
 
-    directory = Path(str(tmp_path))
-    first = FileJournal(directory)
-    await first.append(entry("PR-1"))
-    with (directory / "payments.jsonl").open("ab") as handle:
-        handle.write(b'{"prid":"PR-2","co')  # a crash mid-write: never acknowledged
-    reopened = FileJournal(directory)
-    lease = await reopened.read(0, timeout=0.01)
-    assert lease is not None and [e.payment_request_id for e in lease.entries] == ["PR-1"]
-    stored, new = await reopened.append(entry("PR-1"))
-    assert not new and stored.payment_request_id == "PR-1"
+    await redis_journal.append(entry("PR-WARM"))  # loads the script
+    probe = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await probe.config_resetstat()
+        results = await asyncio.gather(*(redis_journal.append(entry(f"PR-{n}")) for n in range(20)))
+        stats = await probe.info("commandstats")
+    finally:
+        await probe.aclose()
+    assert all(new for _, new in results)
+    calls = {name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()}
+    # One EVALSHA per notification; its XADD and SETs run inside it, atomically.
+    assert calls.pop("evalsha") == 20
+    assert calls.pop("xadd") == 20 and calls.pop("set") == 40
+    assert calls.pop("get") == 20  # the idempotency lookup, inside the script too
+    for connection_setup in ("config|resetstat", "hello", "client|setinfo", "select", "ping"):
+        calls.pop(connection_setup, None)
+    assert calls == {}, calls
 
 
-async def test_file_journal_follows_lines_of_another_process(tmp_path: object) -> None:
-    from pathlib import Path
+@pytest.mark.parametrize("prid", ["\ud800", "A\nB", "\udc80x", "\ud800\udfff"])
+async def test_any_json_string_is_a_key(redis_journal: RedisJournal, prid: str) -> None:
+    stored, new = await redis_journal.append(entry(prid))
+    assert new
+    again, new = await redis_journal.append(entry(prid))
+    assert not new and again.entry_id == stored.entry_id
+    shard = redis_journal.shard_of(stored.payment_code)
+    lease = await redis_journal.read(shard, timeout=0.1)
+    assert lease is not None and [e.payment_request_id for e in lease.entries] == [prid]
+    assert await redis_journal.lock(prid, 5)
+    await redis_journal.mark_delivered(prid)
+    await redis_journal.unlock(prid)
+    assert await redis_journal.is_delivered(prid)
+    lookalike = prid.encode("utf-8", "replace").decode()  # what a lossy key encoding makes
+    assert lookalike == prid or not await redis_journal.is_delivered(lookalike)
+    found = await redis_journal.find(prid)
+    assert found is not None and found.payment_request_id == prid
+    await redis_journal.dead_letter(stored, f"RuntimeError: {prid}", 3)
+    [letter] = await redis_journal.dead_letters()
+    assert letter.entry.payment_request_id == prid
 
-    directory = Path(str(tmp_path))
-    gateway_side = FileJournal(directory)
-    cli_side = FileJournal(directory)  # e.g. `doku-gateway reconcile` in its own process
-    await cli_side.append(entry("PR-CLI", "8889900005555"))
-    assert await gateway_side.has_payment("8889900005555")
-    stored, new = await gateway_side.append(entry("PR-CLI", "8889900005555"))
-    assert not new and stored.payment_request_id == "PR-CLI"
-    await gateway_side.append(entry("PR-GW"))
-    lease = await gateway_side.read(0, timeout=0.01)
+
+async def test_an_unreadable_stream_entry_is_surfaced_and_does_not_block(
+    redis_server: RedisServer, redis_journal: RedisJournal, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    shard = redis_journal.shard_of("8889900001234")
+    await redis_journal.append(entry("PR-1"))
+    probe = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await probe.xadd(f"doku-gateway:v1:{{pay}}:s:{shard}", {"e": b'{"prid":"PR-X","co'})
+    finally:
+        await probe.aclose()
+    await redis_journal.append(entry("PR-2"))
+    lease = await redis_journal.read(shard, timeout=0.1)
     assert lease is not None
-    assert [e.payment_request_id for e in lease.entries] == ["PR-CLI", "PR-GW"]
-    assert len((directory / "payments.jsonl").read_bytes().splitlines()) == 2
+    assert [e.payment_request_id for e in lease.entries] == ["PR-1", "PR-2"]
+    assert redis_journal.unreadable == 1
+    assert "unreadable entry" in caplog.text
+    for item in lease.entries:
+        await redis_journal.done(shard, item)
+    # Acknowledged with the others: it is not read first again and again.
+    again = await redis_journal.read(shard, timeout=0.1)
+    assert again is not None and again.entries == []
+    assert redis_journal.unreadable == 1

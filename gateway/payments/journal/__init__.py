@@ -19,4 +19,5 @@ def create_journal(settings: Settings) -> Journal:
         return RedisJournal.from_settings(settings.cache, settings.payment)
     from .file import FileJournal
 
-    return FileJournal(settings.payment.journal_dir)
+    payment = settings.payment
+    return FileJournal(payment.journal_dir, keep_delivered=payment.journal_keep_delivered)

@@ -1,20 +1,82 @@
 """The journal interface and its values: an entry as first received, a dead letter, a lease.
 
 Entries are idempotent on ``paymentRequestId``: a retried or concurrent duplicate notification
-finds the first entry."""
+finds the first entry.
+
+An entry is journaled as one line of ASCII JSON. Identifiers are JSON strings with ``\\uXXXX``
+escapes, so a newline or a lone surrogate is written and read back unchanged; the one string JSON
+cannot carry (a lone high surrogate right before a lone low one, whose escapes decode as one
+character) is written as base64 (:func:`pack_text`). The body is the bytes DOKU sent (``raw``),
+as UTF-8 text or, when they are not strict UTF-8, as base64: never re-encoded, so nesting that
+the request parser accepted costs the encoder nothing, and the bytes come back exactly."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_TEXT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def on_fresh_stack(function: Callable[[_T], _R], argument: _T) -> _R:
+    """``function(argument)``; after a ``RecursionError``, once more on a new thread's empty
+    stack. The JSON codec spends one stack frame per level of nesting, so whatever the request
+    parser accepted (beneath a whole server's frames) fits there, wherever it is handled now."""
+    try:
+        return function(argument)
+    except RecursionError:
+        with ThreadPoolExecutor(1, thread_name_prefix="journal-codec") as pool:
+            return pool.submit(function, argument).result()
+
+
+def encode_line(document: Mapping[str, Any]) -> bytes:
+    """One journal line (no newline): compact ASCII JSON, so a record never holds a raw newline
+    and any string, lone surrogates included, can be written."""
+    return on_fresh_stack(_ENCODER.encode, document).encode("ascii")
+
+
+def body_text(raw: bytes) -> str:
+    """The request body as text, decoded as the request parser decodes it (UTF-8, -16 or -32;
+    a surrogate encoded on its own is taken as one, not refused)."""
+    return raw.decode(json.detect_encoding(raw), "surrogatepass")
+
+
+def pack_text(text: str) -> str | dict[str, str]:
+    """``text`` as a JSON value that reads back as exactly ``text``: itself, unless it holds a
+    high surrogate right before a low one (JSON would read their escapes as one character), then
+    ``{"b64": …}`` of its code points' bytes."""
+    if text.isascii() or _SURROGATE_PAIR.search(text) is None:
+        return text
+    return {"b64": base64.b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")}
+
+
+def unpack_text(value: object) -> str:
+    """The string :func:`pack_text` wrote; ``ValueError`` for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(packed := value.get("b64"), str):
+        return base64.b64decode(packed, validate=True).decode("utf-8", "surrogatepass")
+    raise ValueError("not a journaled string")
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One recorded notification: the verified body exactly as first received."""
+    """One recorded notification: the verified body exactly as first received.
+
+    ``raw`` is the body as DOKU sent it; when given, it is what the journal stores (``body`` must
+    be its parse). Entries built from other sources (reconciliation) may leave it out: their
+    body is journaled as its JSON text."""
 
     payment_request_id: str
     payment_code: str
@@ -22,31 +84,64 @@ class JournalEntry:
     body: Mapping[str, Any]
     received_at: float
     entry_id: str = ""
+    raw: bytes | None = None
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "prid": self.payment_request_id,
-                "code": self.payment_code,
-                "partner": self.partner_prefix,
-                "body": self.body,
-                "at": self.received_at,
-            },
-            separators=(",", ":"),
-            # ASCII escapes: a lone surrogate in a notification must not make it unrecordable.
-            ensure_ascii=True,
-        ).encode("ascii")
+        return encode_line(self.document())
+
+    def document(self) -> dict[str, Any]:
+        """What :meth:`encode` writes, before it is written (:meth:`from_document` reads it)."""
+        document: dict[str, Any] = {
+            "prid": pack_text(self.payment_request_id),
+            "code": pack_text(self.payment_code),
+            "partner": pack_text(self.partner_prefix),
+            "at": self.received_at,
+        }
+        raw = self.raw
+        if raw is None:  # built here (reconciliation): its own JSON text, any string kept
+            text = on_fresh_stack(_TEXT_ENCODER.encode, self.body)
+            raw = text.encode("utf-8", "surrogatepass")
+        try:
+            document["raw"] = raw.decode("utf-8")  # DOKU's bodies: readable in the file
+        except UnicodeDecodeError:
+            document["raw64"] = base64.b64encode(raw).decode("ascii")
+        return document
 
     @classmethod
     def decode(cls, data: bytes | str, entry_id: str = "") -> JournalEntry:
-        document = json.loads(data)
+        return cls.from_document(json.loads(data), entry_id)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], entry_id: str = "") -> JournalEntry:
+        """From a decoded line: ``raw``/``raw64`` (this format) or ``body`` (lines written
+        before it)."""
+        raw: bytes | None = None
+        if isinstance(text := document.get("raw"), str):
+            raw = text.encode("utf-8")
+        elif isinstance(packed := document.get("raw64"), str):
+            raw = base64.b64decode(packed, validate=True)
+        body = document["body"] if raw is None else on_fresh_stack(json.loads, body_text(raw))
+        if not isinstance(body, Mapping):
+            raise ValueError("a journal entry's body is not a JSON object")
         return cls(
-            document["prid"],
-            document["code"],
-            document["partner"],
-            document["body"],
+            unpack_text(document["prid"]),
+            unpack_text(document["code"]),
+            unpack_text(document["partner"]),
+            body,
             float(document["at"]),
             entry_id,
+            raw,
+        )
+
+    def with_id(self, entry_id: str) -> JournalEntry:
+        return JournalEntry(
+            self.payment_request_id,
+            self.payment_code,
+            self.partner_prefix,
+            self.body,
+            self.received_at,
+            entry_id,
+            self.raw,
         )
 
 
@@ -71,6 +166,9 @@ class Lease:
 
 class Journal(ABC):
     shards: int
+    #: Journaled entries found unreadable so far (a torn write, a corrupt record); each is
+    #: logged as an error with its position, never merged into another entry.
+    unreadable: int = 0
 
     @abstractmethod
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:

@@ -1,4 +1,25 @@
-"""The embedded payment journal: fsync'd JSON lines in one directory, for one process."""
+"""The embedded payment journal: fsync'd JSON lines in one directory, for one gateway process.
+
+Files (every line one ASCII JSON record, see :mod:`.base`)::
+
+    payments.jsonl   entries as received, and {"done": prid} once an entry is delivered
+    ids.jsonl        {"gone": prid, "code": …, "at": …}: a compacted delivered entry's id
+    dead.jsonl       dead letters (rewritten by ``payments replay``)
+    unreadable.log   lines that could not be read, moved aside by a compaction
+    journal.lock     flock: shared to read, exclusive to append or rewrite
+
+Appends are group-committed: the notifications that arrive while one fsync runs are written
+together and covered by the next one, and none is acknowledged before the fsync covering it
+returned. An append is whole and fsync'd or cut back and refused, so a full disk answers DOKU
+``5002501`` and leaves no fragment; a line torn by a crash (never acknowledged) is cut off before
+the next append; a line that still cannot be read is logged with its byte offset and counted.
+
+Retention: the ``keep_delivered`` most recently delivered entries stay whole (history); older
+delivered entries are compacted to their paymentRequestId in ``ids.jsonl``, kept ``keep_ids``
+seconds (longer than DOKU retries and ``reconcile`` looks back), so a late duplicate is still
+recognised. Undelivered entries and dead letters are always kept. The deliverer reads from a
+cursor (the entries not yet handled), never the whole history.
+"""
 
 from __future__ import annotations
 
@@ -6,168 +27,399 @@ import asyncio
 import json
 import os
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from ...log import get_logger
-from .base import DeadLetter, Journal, JournalEntry, Lease
+from ._files import (
+    Appended,
+    Fsync,
+    Identity,
+    Write,
+    append_whole,
+    identity_of,
+    locked,
+    replace_file,
+    split_lines,
+)
+from .base import DeadLetter, Journal, JournalEntry, Lease, encode_line, pack_text, unpack_text
+
+__all__ = ["KEEP_IDS", "FileJournal"]
 
 _log = get_logger("journal")
 
-
-def _fsync_append(path: Path, data: bytes) -> None:
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        # A new file's name lives in its directory: without this, a power cut can lose the
-        # first payment ever acknowledged along with the file.
-        _fsync_dir(path.parent)
+#: Seconds a compacted entry's paymentRequestId is kept: DOKU retries for about 19 hours,
+#: ``reconcile`` looks back two days.
+KEEP_IDS = 3 * 86_400.0
+_LEASE = 64
+# Delivered entries beyond the history that trigger a compaction (amortises its rewrite).
+_SLACK = 64
+_RETRY_COMPACTION = 60.0
+# Where a record begins inside a line glued onto a torn one (written before lines were cut off).
+_RECORD_STARTS = (b'{"prid":', b'{"done":')
 
 
-def _fsync_replace(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
+@dataclass(slots=True)
+class _Write:
+    line: bytes
+    prid: str
+    entry: JournalEntry | None  # None: a delivery record
+    future: asyncio.Future[tuple[JournalEntry, bool] | None]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_lines(path: Path) -> list[bytes]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    # A crash mid-write can leave a torn last line (never acknowledged): ignore it.
-    return [line for line in lines if line.strip()]
+@dataclass(frozen=True, slots=True)
+class _Compacted:
+    unread: bytes
+    unread_at: int
+    end: int
+    identity: Identity
 
 
 class FileJournal(Journal):
-    """Embedded journal: ``payments.jsonl`` (entries), ``delivered.log``, ``dead.jsonl``.
-
-    Every append is written and fsync'd (in a worker thread, so the event loop keeps serving)
-    before it returns. One gateway process per directory.
-    """
+    """Embedded journal in ``directory``; ``fsync`` and ``write`` are seams for tests."""
 
     shards = 1
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        keep_delivered: int = 1000,
+        keep_ids: float = KEEP_IDS,
+        fsync: Fsync = os.fsync,
+        write: Write = os.write,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._entries_path = self.directory / "payments.jsonl"
-        self._delivered_path = self.directory / "delivered.log"
+        self._ids_path = self.directory / "ids.jsonl"
         self._dead_path = self.directory / "dead.jsonl"
-        self._lock = asyncio.Lock()
+        self._unreadable_path = self.directory / "unreadable.log"
+        self._legacy_delivered_path = self.directory / "delivered.log"
+        self._lock_path = self.directory / "journal.lock"
+        self._keep = max(keep_delivered, 0)
+        self._keep_ids = keep_ids
+        self._fsync = fsync
+        self._write = write
+        self._clock = clock
         self._new = asyncio.Event()
+        # Entries held whole, in journal order; those not yet handled, in order (the cursor).
         self._entries: dict[str, JournalEntry] = {}
-        self._order: list[str] = []
-        self._paid_codes: set[str] = set()
-        # Bytes of payments.jsonl already taken in. Lines appended later, by this process or by
-        # another (`doku-gateway reconcile`), are picked up by _follow(); duplicates by id are
-        # skipped, the first line of a paymentRequestId wins.
+        self._queue: deque[str] = deque()
+        self._handled: set[str] = set()  # done() in this process
+        self._delivered: set[str] = set()  # a delivery record was read or written
+        self._history: deque[str] = deque()  # delivered entries held, oldest delivery first
+        self._gone: OrderedDict[str, tuple[float, str]] = OrderedDict()  # compacted ids
+        self._paid: dict[str, float] = {}  # VA → latest received_at
+        self._seq = 0
+        self._set_aside: list[tuple[int, bytes]] = []  # unreadable lines, for unreadable.log
+        # Bytes of payments.jsonl taken in, and which file that was. Lines appended later, by
+        # this process or another (`doku-gateway reconcile`), are read from there; a
+        # paymentRequestId's first line wins.
         self._offset = 0
-        self._follow()
-        self._delivered = {line.decode() for line in _read_lines(self._delivered_path)}
-        self._handled: set[str] = set(self._delivered)
-        self._dead_mtime = -1.0
+        self._identity: Identity | None = None
+        self._ids_lines = 0
+        self._writes: list[_Write] = []
+        self._inflight: dict[str, asyncio.Future[tuple[JournalEntry, bool] | None]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._committing = False
+        self._compact_after = 0.0
+        self._dead_stamp: tuple[int, int, int] | None = None
         self._dead: dict[str, DeadLetter] = {}
-        self._reload_dead()
         self._locks: set[str] = set()
+        self._load_ids()
+        self._load_legacy_delivered()
+        self._follow(block=True)
+        self._reload_dead()
 
-    def _reload_dead(self) -> None:
-        try:
-            mtime = self._dead_path.stat().st_mtime
-        except FileNotFoundError:
-            mtime = 0.0
-        if mtime == self._dead_mtime:
-            return
-        self._dead_mtime = mtime
-        dead: dict[str, DeadLetter] = {}
-        for line in _read_lines(self._dead_path):
-            document = json.loads(line)
-            entry = JournalEntry.decode(json.dumps(document["entry"]))
-            dead[document["id"]] = DeadLetter(
-                document["id"], entry, document["error"], document["attempts"], document["at"]
-            )
-        # A replayed dead letter (removed from the file by the CLI) becomes deliverable again.
-        revived = {d.entry.payment_request_id for d in self._dead.values()} - {
-            d.entry.payment_request_id for d in dead.values()
-        }
-        self._handled -= revived
-        self._handled |= {d.entry.payment_request_id for d in dead.values()}
-        self._dead = dead
-        if revived:
-            self._new.set()
+    # -- appending ------------------------------------------------------------------------------
 
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
-        async with self._lock:
-            self._follow()  # another process (reconcile) may have journaled it already
-            existing = self._entries.get(entry.payment_request_id)
-            if existing is not None:
-                return existing, False
-            await asyncio.to_thread(_fsync_append, self._entries_path, entry.encode() + b"\n")
-            stored = JournalEntry(
-                entry.payment_request_id,
-                entry.payment_code,
-                entry.partner_prefix,
-                entry.body,
-                entry.received_at,
-                str(len(self._order)),
-            )
-            self._entries[entry.payment_request_id] = stored
-            self._order.append(entry.payment_request_id)
-            self._paid_codes.add(entry.payment_code)
-        self._new.set()
-        return stored, True
-
-    def _follow(self) -> None:
+        self._follow()  # another process (reconcile) may have journaled it already
+        prid = entry.payment_request_id
+        known = self._known(entry)
+        if known is not None:
+            return known, False
+        pending = self._inflight.get(prid)
+        if pending is not None:  # a concurrent duplicate: the first one's outcome
+            result = await asyncio.shield(pending)
+            assert result is not None
+            return result[0], False
+        future: asyncio.Future[tuple[JournalEntry, bool] | None]
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[prid] = future
         try:
-            size = self._entries_path.stat().st_size
-        except FileNotFoundError:
+            self._submit(_Write(entry.encode() + b"\n", prid, entry, future))
+            # Cancelled (DOKU hung up): the write goes on, the ack does not.
+            result = await future
+        finally:
+            del self._inflight[prid]
+        assert result is not None
+        return result
+
+    def _known(self, entry: JournalEntry) -> JournalEntry | None:
+        prid = entry.payment_request_id
+        held = self._entries.get(prid)
+        if held is not None:
+            return held
+        gone = self._gone.get(prid)
+        if gone is not None:
+            # Compacted: the duplicate is answered from its own body (the same payment's).
+            return JournalEntry(
+                prid, gone[1], entry.partner_prefix, entry.body, gone[0], "", entry.raw
+            )
+        return None
+
+    async def mark_delivered(self, payment_request_id: str) -> None:
+        if await self.is_delivered(payment_request_id):
             return
-        if size <= self._offset:
-            return
-        with self._entries_path.open("rb") as handle:
-            handle.seek(self._offset)
-            data = handle.read(size - self._offset)
+        future: asyncio.Future[tuple[JournalEntry, bool] | None]
+        future = asyncio.get_running_loop().create_future()
+        line = _done(payment_request_id)
+        self._submit(_Write(line, payment_request_id, None, future))
+        await future
+
+    def _submit(self, write: _Write) -> None:
+        self._writes.append(write)
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(), name="payment-journal-writer"
+            )
+
+    async def _drain(self) -> None:
+        """The writer: whatever was queued while the last fsync ran is the next batch."""
+        while True:
+            if self._writes:
+                batch, self._writes = self._writes, []
+                await self._commit(batch)
+            elif self._compaction_due():
+                await self._compact()
+            else:
+                return
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        self._committing = True
+        try:
+            try:
+                appended = await asyncio.to_thread(
+                    self._append_locked, b"".join(write.line for write in batch)
+                )
+            except BaseException as exc:
+                _log.error(
+                    "payment journal %s not written (%s: %s): %d record(s) not acknowledged",
+                    self._entries_path,
+                    type(exc).__name__,
+                    exc,
+                    len(batch),
+                )
+                for write in batch:
+                    if write.future.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        write.future.set_exception(exc)
+                    else:
+                        write.future.cancel()
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            self._identity = appended.identity
+            self.unreadable += bool(appended.torn)
+            self._ingest(appended.unread, appended.unread_at)
+            for write in batch:
+                result: tuple[JournalEntry, bool] | None = None
+                if write.entry is None:
+                    self._delivered_now(write.prid)
+                else:
+                    result = self._admit(write.entry)
+                if not write.future.done():
+                    write.future.set_result(result)
+            self._offset = appended.end
+        finally:
+            self._committing = False
+        self._new.set()
+
+    def _append_locked(self, data: bytes) -> Appended:
+        with locked(self._lock_path, exclusive=True):
+            return append_whole(
+                self._entries_path,
+                data,
+                offset=self._offset,
+                identity=self._identity,
+                write=self._write,
+                fsync=self._fsync,
+            )
+
+    # -- reading the file -----------------------------------------------------------------------
+
+    def _follow(self, *, block: bool = False) -> None:
+        """Take in the lines appended since the last look (by another process, in practice)."""
+        if self._committing:
+            return  # the writer reads them under its lock, with its batch
+        with locked(self._lock_path, exclusive=False, block=block) as held:
+            if not held:
+                return  # someone is appending: look next time
+            found = identity_of(self._entries_path)
+            if found is None:
+                return
+            identity, size = found
+            if identity != self._identity or size < self._offset:
+                # Rewritten by someone else: read it again; known ids are skipped.
+                self._identity, self._offset = identity, 0
+            if size <= self._offset:
+                return
+            with self._entries_path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read(size - self._offset)
         # Only complete lines: a torn or still-being-written last line waits for its newline.
-        end = data.rfind(b"\n") + 1
-        self._offset += end
-        for line in data[:end].split(b"\n"):
-            if not line.strip():
+        data = data[: data.rfind(b"\n") + 1]
+        if self._ingest(data, self._offset):
+            self._new.set()
+        self._offset += len(data)
+
+    def _ingest(self, data: bytes, at: int) -> bool:
+        """Take in complete lines read at offset ``at``; True when an entry is new."""
+        new = False
+        for offset, line in split_lines(data, at):
+            record = self._parse(line, offset)
+            if record is None:
+                continue
+            if "done" in record:
+                try:
+                    self._delivered_now(unpack_text(record["done"]))
+                except ValueError:
+                    self._set_line_aside(line, offset, "not a delivery record")
                 continue
             try:
-                entry = JournalEntry.decode(line, str(len(self._order)))
-            except (ValueError, KeyError):
-                _log.error("a payment journal line is unreadable; skipped")
+                entry = JournalEntry.from_document(record)
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                self._set_line_aside(line, offset, f"{type(exc).__name__}: {exc}")
                 continue
-            if entry.payment_request_id not in self._entries:
-                self._entries[entry.payment_request_id] = entry
-                self._order.append(entry.payment_request_id)
-                self._paid_codes.add(entry.payment_code)
+            new = self._admit(entry)[1] or new
+        return new
+
+    def _parse(self, line: bytes, offset: int) -> dict[str, Any] | None:
+        try:
+            record = json.loads(line)
+            if isinstance(record, dict):
+                return record
+        except ValueError:
+            pass
+        self._set_line_aside(line, offset, "not a JSON record")
+        # A journal written before torn lines were cut off may hold an acknowledged record
+        # glued onto an unfinished one: recover it, loudly.
+        for start in _record_starts(line):
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                _log.error(
+                    "payment journal %s: a record at byte %d, glued onto the unreadable line "
+                    "at byte %d, is recovered",
+                    self._entries_path,
+                    offset + start,
+                    offset,
+                )
+                return record
+        return None
+
+    def _set_line_aside(self, line: bytes, offset: int, why: str) -> None:
+        _log.error(
+            "payment journal %s: unreadable line at byte %d (%d bytes; %s): not delivered, "
+            "moved to %s by the next compaction",
+            self._entries_path,
+            offset,
+            len(line),
+            why,
+            self._unreadable_path.name,
+        )
+        self.unreadable += 1
+        self._set_aside.append((offset, line))
+
+    def _admit(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
+        known = self._known(entry)
+        if known is not None:
+            return known, False
+        prid = entry.payment_request_id
+        stored = entry.with_id(str(self._seq))
+        self._seq += 1
+        self._entries[prid] = stored
+        self._paid[entry.payment_code] = max(
+            self._paid.get(entry.payment_code, 0.0), entry.received_at
+        )
+        if prid in self._delivered:  # an older journal's delivered.log
+            self._history.append(prid)
+        else:
+            self._queue.append(prid)
+        return stored, True
+
+    def _delivered_now(self, prid: str) -> None:
+        if prid in self._delivered or prid in self._gone:
+            return
+        self._delivered.add(prid)
+        if prid in self._entries:
+            self._history.append(prid)
+
+    def _load_ids(self) -> None:
+        try:
+            data = self._ids_path.read_bytes()
+        except FileNotFoundError:
+            return
+        cutoff = self._clock() - self._keep_ids
+        for offset, line in split_lines(data, 0):
+            self._ids_lines += 1
+            try:
+                record = json.loads(line)
+                prid, code = unpack_text(record["gone"]), unpack_text(record["code"])
+                at = float(record["at"])
+            except (ValueError, KeyError, TypeError):
+                _log.error("payment journal %s: unreadable line at byte %d", self._ids_path, offset)
+                self.unreadable += 1
+                continue
+            if at >= cutoff:
+                self._gone[prid] = (at, code)
+                self._paid[code] = max(self._paid.get(code, 0.0), at)
+
+    def _load_legacy_delivered(self) -> None:
+        # Raw ids, one a line, as journals before JSON delivery records kept them.
+        try:
+            data = self._legacy_delivered_path.read_bytes()
+        except FileNotFoundError:
+            return
+        for line in data.split(b"\n"):
+            if line.strip():
+                self._delivered.add(line.decode("utf-8", "surrogateescape"))
+
+    # -- delivering -----------------------------------------------------------------------------
+
+    def _is_handled(self, prid: str) -> bool:
+        return (
+            prid in self._handled
+            or prid in self._delivered
+            or prid in self._gone
+            or prid not in self._entries
+        )
+
+    def _pending(self) -> Iterator[JournalEntry]:
+        queue = self._queue
+        while queue and self._is_handled(queue[0]):
+            queue.popleft()
+        return (self._entries[prid] for prid in queue if not self._is_handled(prid))
 
     async def read(self, shard: int, timeout: float) -> Lease | None:
         self._follow()
         self._reload_dead()
-        pending = [self._entries[p] for p in self._order if p not in self._handled]
+        pending = list(islice(self._pending(), _LEASE))
         if pending:
-            return Lease(0, pending[:64])
+            return Lease(0, pending)
         self._new.clear()
         try:
             async with asyncio.timeout(timeout):
@@ -178,21 +430,15 @@ class FileJournal(Journal):
 
     async def done(self, shard: int, entry: JournalEntry) -> None:
         self._handled.add(entry.payment_request_id)
+        if self._compaction_due():
+            self._kick()
 
     async def is_delivered(self, payment_request_id: str) -> bool:
-        return payment_request_id in self._delivered
+        return payment_request_id in self._delivered or payment_request_id in self._gone
 
     async def has_payment(self, payment_code: str) -> bool:
         self._follow()
-        return payment_code in self._paid_codes
-
-    async def mark_delivered(self, payment_request_id: str) -> None:
-        if payment_request_id in self._delivered:
-            return
-        await asyncio.to_thread(
-            _fsync_append, self._delivered_path, payment_request_id.encode() + b"\n"
-        )
-        self._delivered.add(payment_request_id)
+        return payment_code in self._paid
 
     async def lock(self, payment_request_id: str, ttl: float) -> bool:
         if payment_request_id in self._locks:
@@ -203,60 +449,226 @@ class FileJournal(Journal):
     async def unlock(self, payment_request_id: str) -> None:
         self._locks.discard(payment_request_id)
 
+    # -- compaction -----------------------------------------------------------------------------
+
+    def _compaction_due(self) -> bool:
+        if len(self._history) <= 2 * self._keep + _SLACK:
+            return False
+        return self._clock() >= self._compact_after
+
+    async def _compact(self) -> None:
+        """Rewrite payments.jsonl with the entries still held: the compacted ones' ids go to
+        ids.jsonl first, so at no moment is a delivered paymentRequestId forgotten."""
+        now = self._clock()
+        going = list(islice(self._history, len(self._history) - self._keep))
+        gone_now = set(going)
+        stubs = b"".join(
+            _stub(p, self._entries[p].received_at, self._entries[p].payment_code) for p in going
+        )
+        cutoff = now - self._keep_ids
+        while self._gone and next(iter(self._gone.values()))[0] < cutoff:
+            self._gone.popitem(last=False)
+        rewrite_ids = self._ids_lines + len(going) > 2 * (len(self._gone) + len(going)) + 1024
+        ids = stubs
+        if rewrite_ids:
+            ids = b"".join(_stub(p, at, code) for p, (at, code) in self._gone.items()) + stubs
+        kept = b"".join(self._lines_of(p, e) for p, e in self._entries.items() if p not in gone_now)
+        aside = b"".join(
+            encode_line({"offset": offset, "line": line.decode("utf-8", "backslashreplace")})
+            + b"\n"
+            for offset, line in self._set_aside
+        )
+        self._committing = True
+        try:
+            compacted = await asyncio.to_thread(self._compact_locked, kept, ids, rewrite_ids, aside)
+        except OSError as exc:
+            _log.warning("payment journal %s not compacted: %s", self._entries_path, exc)
+            self._compact_after = now + _RETRY_COMPACTION
+            return
+        finally:
+            self._committing = False
+        for prid in going:
+            entry = self._entries.pop(prid)
+            self._gone[prid] = (entry.received_at, entry.payment_code)
+        for _ in going:
+            self._history.popleft()
+        self._ids_lines = len(self._gone) if rewrite_ids else self._ids_lines + len(going)
+        self._delivered &= self._entries.keys()
+        self._handled &= self._entries.keys()
+        self._set_aside.clear()
+        self._paid = {code: at for code, at in self._paid.items() if at >= cutoff}
+        for entry in self._entries.values():
+            self._paid[entry.payment_code] = max(
+                self._paid.get(entry.payment_code, 0.0), entry.received_at
+            )
+        self._identity, self._offset = compacted.identity, compacted.end
+        if self._ingest(compacted.unread, compacted.unread_at):
+            self._new.set()
+
+    def _lines_of(self, prid: str, entry: JournalEntry) -> bytes:
+        line = entry.encode() + b"\n"
+        if prid in self._delivered:
+            line += _done(prid)
+        return line
+
+    def _compact_locked(
+        self, kept: bytes, ids: bytes, rewrite_ids: bool, aside: bytes
+    ) -> _Compacted:
+        with locked(self._lock_path, exclusive=True):
+            if rewrite_ids:
+                replace_file(self._ids_path, ids, fsync=self._fsync)
+            elif ids:
+                append_whole(self._ids_path, ids, offset=None, identity=None, fsync=self._fsync)
+            if aside:
+                append_whole(
+                    self._unreadable_path, aside, offset=None, identity=None, fsync=self._fsync
+                )
+            # Lines another process appended since the last look are carried over as they are.
+            unread, unread_at = b"", self._offset
+            found = identity_of(self._entries_path)
+            if found is not None:
+                identity, size = found
+                if identity != self._identity or size < self._offset:
+                    unread_at = 0
+                with self._entries_path.open("rb") as handle:
+                    handle.seek(unread_at)
+                    unread = handle.read(max(size - unread_at, 0))
+                unread = unread[: unread.rfind(b"\n") + 1]
+            identity = replace_file(self._entries_path, kept + unread, fsync=self._fsync)
+            # Its delivery records are in payments.jsonl now.
+            self._legacy_delivered_path.unlink(missing_ok=True)
+        return _Compacted(unread, len(kept), len(kept) + len(unread), identity)
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def _reload_dead(self) -> None:
+        try:
+            stat = self._dead_path.stat()
+            stamp: tuple[int, int, int] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            data = b"" if stamp == self._dead_stamp else self._dead_path.read_bytes()
+        except FileNotFoundError:
+            stamp, data = None, b""
+        if stamp == self._dead_stamp:
+            return
+        self._dead_stamp = stamp
+        dead: dict[str, DeadLetter] = {}
+        for offset, line in split_lines(data, 0):
+            try:
+                record = json.loads(line)
+                letter = DeadLetter(
+                    record["id"],
+                    JournalEntry.from_document(record["entry"]),
+                    record["error"],
+                    record["attempts"],
+                    record["at"],
+                )
+            except (ValueError, KeyError, TypeError, RecursionError):
+                _log.error(
+                    "payment journal %s: unreadable line at byte %d", self._dead_path, offset
+                )
+                continue
+            dead[letter.dead_id] = letter
+        # A replayed dead letter (removed from the file by the CLI) becomes deliverable again.
+        before = {d.entry.payment_request_id for d in self._dead.values()}
+        now = {d.entry.payment_request_id for d in dead.values()}
+        for prid in before - now:
+            self._handled.discard(prid)
+            if prid in self._entries and prid not in self._delivered:
+                self._queue.append(prid)
+                self._new.set()
+        self._handled |= now
+        self._dead = dead
+
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None:
-        dead_id = f"{entry.entry_id or entry.payment_request_id}-{int(time.time() * 1000)}"
+        dead_id = f"{entry.entry_id or 'entry'}-{int(self._clock() * 1000)}"
         record = {
             "id": dead_id,
-            "entry": json.loads(entry.encode()),
+            "entry": entry.document(),
             "error": error,
             "attempts": attempts,
-            "at": time.time(),
+            "at": self._clock(),
         }
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-        await asyncio.to_thread(_fsync_append, self._dead_path, line)
+        await asyncio.to_thread(self._append_dead, encode_line(record) + b"\n")
         self._reload_dead()
+
+    def _append_dead(self, line: bytes) -> None:
+        with locked(self._lock_path, exclusive=True):
+            append_whole(self._dead_path, line, offset=None, identity=None, fsync=self._fsync)
 
     async def dead_letters(self) -> list[DeadLetter]:
         self._reload_dead()
         return list(self._dead.values())
 
     async def replay(self, dead_id: str) -> bool:
+        replayed = await asyncio.to_thread(self._replay_locked, dead_id)
         self._reload_dead()
-        if dead_id not in self._dead:
-            return False
-        keep = [line for line in _read_lines(self._dead_path) if json.loads(line)["id"] != dead_id]
-        await asyncio.to_thread(
-            _fsync_replace, self._dead_path, b"".join(line + b"\n" for line in keep)
-        )
-        self._reload_dead()
+        return replayed
+
+    def _replay_locked(self, dead_id: str) -> bool:
+        with locked(self._lock_path, exclusive=True):
+            try:
+                data = self._dead_path.read_bytes()
+            except FileNotFoundError:
+                return False
+            kept = [line + b"\n" for _, line in split_lines(data, 0) if _dead_id(line) != dead_id]
+            if len(kept) == data.count(b"\n"):
+                return False
+            replace_file(self._dead_path, b"".join(kept), fsync=self._fsync)
         return True
+
+    # -- looking in -----------------------------------------------------------------------------
 
     async def backlog(self) -> tuple[int, float | None]:
         self._follow()
         self._reload_dead()
-        pending = [self._entries[p] for p in self._order if p not in self._handled]
-        return len(pending), min((e.received_at for e in pending), default=None)
+        count, oldest = 0, None
+        for entry in self._pending():
+            count += 1
+            if oldest is None or entry.received_at < oldest:
+                oldest = entry.received_at
+        return count, oldest
 
     async def entries(
         self, *, since: float | None = None, va: str | None = None, limit: int = 100
     ) -> list[JournalEntry]:
         self._follow()
         code = None if va is None else va.replace(" ", "")
-        found: list[JournalEntry] = []
-        for prid in self._order:
-            if len(found) >= limit:
-                break
-            entry = self._entries[prid]
-            if since is not None and entry.received_at < since:
-                continue
-            if code is not None and entry.payment_code != code:
-                continue
-            found.append(entry)
-        return found
+        found = (
+            entry
+            for entry in self._entries.values()
+            if (since is None or entry.received_at >= since)
+            and (code is None or entry.payment_code == code)
+        )
+        return list(islice(found, max(limit, 0)))
 
     async def find(self, payment_request_id: str) -> JournalEntry | None:
         self._follow()
         return self._entries.get(payment_request_id)
 
     async def close(self) -> None:
-        return None
+        # Whatever is queued is written (and answered) before the journal goes.
+        if self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+
+def _dead_id(line: bytes) -> object:
+    try:
+        return json.loads(line).get("id")
+    except (ValueError, AttributeError):
+        return None  # an unreadable line stays for an operator
+
+
+def _record_starts(line: bytes) -> Iterator[int]:
+    for marker in _RECORD_STARTS:
+        start = line.find(marker, 1)
+        while start > 0:
+            yield start
+            start = line.find(marker, start + 1)
+
+
+def _stub(prid: str, at: float, code: str) -> bytes:
+    return encode_line({"gone": pack_text(prid), "code": pack_text(code), "at": at}) + b"\n"
+
+
+def _done(prid: str) -> bytes:
+    return encode_line({"done": pack_text(prid)}) + b"\n"

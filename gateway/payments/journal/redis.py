@@ -32,9 +32,12 @@ from ..._redis.connect import connect
 from ..._redis.keys import FORMAT_VERSION
 from ..._redis.scripts import script
 from ...config import CacheSettings, PaymentSettings
+from ...log import get_logger
 from .base import DeadLetter, Journal, JournalEntry, Lease
 
 __all__ = ["RedisJournal"]
+
+_log = get_logger("journal")
 
 _KEEP_MS = 90 * 86_400 * 1000
 _GROUP = "deliverer"
@@ -50,6 +53,7 @@ class RedisJournal(Journal):
         self.shards = settings.shards
         self._settings = settings
         self._base = f"{prefix}{FORMAT_VERSION}:{{pay}}:"
+        self._base_bytes = self._base.encode()
         self._append = client.register_script(script("append"))
         self._lease = client.register_script(script("lease"))
         self._unlock = client.register_script(script("unlock"))
@@ -68,19 +72,24 @@ class RedisJournal(Journal):
     def _stream(self, shard: int) -> str:
         return f"{self._base}s:{shard}"
 
+    def _key(self, kind: str, name: str) -> bytes:
+        """The key of a paymentRequestId or VA: any string DOKU sends, so a lone surrogate (no
+        UTF-8 for it) is written as "surrogatepass" bytes, which no valid string has."""
+        return self._base_bytes + kind.encode() + _bytes(name)
+
     def shard_of(self, payment_code: str) -> int:
-        return zlib.crc32(payment_code.encode()) % self.shards
+        return zlib.crc32(_bytes(payment_code)) % self.shards
 
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
         data = entry.encode()
         shard = self.shard_of(entry.payment_code)
         new, value = await self._append(
             keys=[
-                f"{self._base}id:{entry.payment_request_id}",
+                self._key("id:", entry.payment_request_id),
                 self._stream(shard),
-                f"{self._base}paid:{entry.payment_code}",
+                self._key("paid:", entry.payment_code),
             ],
-            args=[data, _KEEP_MS, entry.payment_request_id],
+            args=[data, _KEEP_MS, _bytes(entry.payment_request_id)],
         )
         # Also for a duplicate: a retry after a failed WAIT must not be acknowledged before the
         # entry reached the replicas either.
@@ -92,7 +101,7 @@ class RedisJournal(Journal):
                     f"{self._settings.wait_replicas} required"
                 )
         if new:
-            return _with_id(entry, _text(value)), True
+            return entry.with_id(_text(value)), True
         entry_id, _, stored = _text(value).partition("\n")
         return JournalEntry.decode(stored, entry_id), False
 
@@ -119,30 +128,62 @@ class RedisJournal(Journal):
         stream = self._stream(shard)
         # First what this consumer read before but never acknowledged (a crash, a lost lease).
         pending = await self._redis.xreadgroup(_GROUP, _CONSUMER, {stream: "0"}, count=64)
-        entries = _entries(pending)
+        entries = await self._readable(stream, pending)
         if not entries:
             fresh = await self._redis.xreadgroup(
                 _GROUP, _CONSUMER, {stream: ">"}, count=64, block=max(int(timeout * 1000), 1)
             )
-            entries = _entries(fresh)
+            entries = await self._readable(stream, fresh)
         return Lease(shard, entries)
+
+    async def _readable(
+        self, stream: str, response: Any, *, ack: bool = True
+    ) -> list[JournalEntry]:
+        """The entries of a read; one that is gone or cannot be read is acknowledged, so it
+        cannot block the shard: it stays in the stream for an operator (logged, counted)."""
+        entries, skipped = [], []
+        for _stream, rows in response or ():
+            for row_id, fields in rows:
+                entry = self._decode(stream, row_id, fields)
+                if entry is None:
+                    skipped.append(row_id)
+                else:
+                    entries.append(entry)
+        if skipped and ack:
+            await self._redis.xack(stream, _GROUP, *skipped)
+        return entries
+
+    def _decode(self, stream: str, row_id: Any, fields: Any) -> JournalEntry | None:
+        if not fields:  # deleted after it was read: nothing to deliver
+            return None
+        try:
+            return JournalEntry.decode(fields[b"e"], _text(row_id))
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            self.unreadable += 1
+            _log.error(
+                "payment journal %s: unreadable entry %s (%s); not delivered, left in the stream",
+                stream,
+                _text(row_id),
+                type(exc).__name__,
+            )
+            return None
 
     async def done(self, shard: int, entry: JournalEntry) -> None:
         await self._redis.xack(self._stream(shard), _GROUP, entry.entry_id)
 
     async def is_delivered(self, payment_request_id: str) -> bool:
-        return bool(await self._redis.exists(f"{self._base}done:{payment_request_id}"))
+        return bool(await self._redis.exists(self._key("done:", payment_request_id)))
 
     async def has_payment(self, payment_code: str) -> bool:
-        return bool(await self._redis.exists(f"{self._base}paid:{payment_code}"))
+        return bool(await self._redis.exists(self._key("paid:", payment_code)))
 
     async def mark_delivered(self, payment_request_id: str) -> None:
-        await self._redis.set(f"{self._base}done:{payment_request_id}", b"1", px=_KEEP_MS)
+        await self._redis.set(self._key("done:", payment_request_id), b"1", px=_KEEP_MS)
 
     async def lock(self, payment_request_id: str, ttl: float) -> bool:
         token = secrets.token_hex(8)
         taken = await self._redis.set(
-            f"{self._base}lock:{payment_request_id}", token, px=max(int(ttl * 1000), 1), nx=True
+            self._key("lock:", payment_request_id), token, px=max(int(ttl * 1000), 1), nx=True
         )
         if taken:
             self._locks[payment_request_id] = token
@@ -151,7 +192,7 @@ class RedisJournal(Journal):
     async def unlock(self, payment_request_id: str) -> None:
         token = self._locks.pop(payment_request_id, None)
         if token is not None:
-            await self._unlock(keys=[f"{self._base}lock:{payment_request_id}"], args=[token])
+            await self._unlock(keys=[self._key("lock:", payment_request_id)], args=[token])
 
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None:
         await self._redis.xadd(
@@ -159,7 +200,7 @@ class RedisJournal(Journal):
             {
                 "e": entry.encode(),
                 "shard": str(self.shard_of(entry.payment_code)),
-                "error": error,
+                "error": error.encode("utf-8", "backslashreplace"),
                 "attempts": str(attempts),
                 "at": str(time.time()),
             },
@@ -167,7 +208,13 @@ class RedisJournal(Journal):
 
     async def dead_letters(self) -> list[DeadLetter]:
         rows = await self._redis.xrange(f"{self._base}dead")
-        return [_dead(row_id, fields) for row_id, fields in rows]
+        letters = []
+        for row_id, fields in rows:
+            try:
+                letters.append(_dead(row_id, fields))
+            except (ValueError, KeyError, TypeError, RecursionError):
+                _log.error("payment journal: unreadable dead letter %s", _text(row_id))
+        return letters
 
     async def replay(self, dead_id: str) -> bool:
         key = f"{self._base}dead"
@@ -239,7 +286,7 @@ class RedisJournal(Journal):
         found: list[JournalEntry] = []
         while len(found) < limit:
             rows = await self._redis.xrange(stream, start, "+", count=500)
-            for entry in _entries([(stream, rows)]):
+            for entry in await self._readable(stream, [(stream, rows)], ack=False):
                 if since is not None and entry.received_at < since:
                     continue
                 if code is None or entry.payment_code == code:
@@ -250,7 +297,7 @@ class RedisJournal(Journal):
         return found
 
     async def find(self, payment_request_id: str) -> JournalEntry | None:
-        value = await self._redis.get(f"{self._base}id:{payment_request_id}")
+        value = await self._redis.get(self._key("id:", payment_request_id))
         if value is None:
             return None
         entry_id, _, stored = _text(value).partition("\n")
@@ -266,32 +313,16 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _with_id(entry: JournalEntry, entry_id: str) -> JournalEntry:
-    return JournalEntry(
-        entry.payment_request_id,
-        entry.payment_code,
-        entry.partner_prefix,
-        entry.body,
-        entry.received_at,
-        entry_id,
-    )
-
-
-def _entries(response: Any) -> list[JournalEntry]:
-    entries: list[JournalEntry] = []
-    for _stream, rows in response or ():
-        for row_id, fields in rows:
-            if not fields:  # deleted after it was read: nothing to deliver
-                continue
-            entries.append(JournalEntry.decode(fields[b"e"], _text(row_id)))
-    return entries
+def _bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
 
 
 def _received_at(rows: Any) -> float | None:
     for row_id, fields in rows or ():
-        if fields:
+        try:
             return JournalEntry.decode(fields[b"e"]).received_at
-        return int(_text(row_id).partition("-")[0]) / 1000
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return int(_text(row_id).partition("-")[0]) / 1000  # when Redis added it
     return None
 
 
@@ -300,7 +331,7 @@ def _dead(row_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(
         _text(row_id),
         entry,
-        fields[b"error"].decode(),
+        fields[b"error"].decode("utf-8", "replace"),
         int(fields[b"attempts"]),
         float(fields[b"at"]),
     )
