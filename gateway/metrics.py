@@ -230,6 +230,12 @@ class Metrics:
             "Payments parked after repeated delivery failures, as last counted.",
             registry=r,
         )
+        self.journal_unreadable = Counter(
+            "doku_gateway_journal_unreadable_entries",
+            "Payment journal records found unreadable (a torn write, a corrupt line); each is "
+            "logged as an error with its position, never delivered or merged.",
+            registry=r,
+        )
 
     def use_redis(self) -> None:
         """Export ``doku_gateway_redis_up``: only when a Redis backend is configured."""

@@ -39,6 +39,10 @@ class _Busy(Exception):
     """Another path (the request in sync mode, another pod) is delivering this payment."""
 
 
+class _Unrecorded(Exception):
+    """The hook returned, but the journal could not record the delivery."""
+
+
 class Deliverer:
     def __init__(
         self,
@@ -56,6 +60,11 @@ class Deliverer:
         self.state = state
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._delivering: set[int] = set()  # shards with a delivery under way
+        # Payments whose hook returned but whose delivery is not recorded yet: the record is
+        # retried, not the hook.
+        self._hooked: set[str] = set()
+        self._unreadable_counted = 0
         # Shared by the shards' loops: a journal outage logs one line per minute, not four
         # tracebacks a second.
         self._journal_failures = FailureLog(
@@ -71,8 +80,15 @@ class Deliverer:
 
     async def stop(self) -> None:
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
+        # A delivery under way is let finish and be recorded (a hook cut off after it returned
+        # would be called again after the restart); a shard waiting for work stops at once.
+        for shard, task in enumerate(self._tasks):
+            if shard not in self._delivering:
+                task.cancel()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self.settings.hook_timeout + 1.0)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
@@ -114,32 +130,54 @@ class Deliverer:
                     await self._sleep(1.0)
                     continue
                 self._journal_failures.succeeded()
+                self._count_unreadable()
                 for entry in lease.entries:
-                    await self._deliver(shard, entry)
-                    await self.journal.done(shard, entry)
+                    if self._stopping.is_set():
+                        break
+                    self._delivering.add(shard)
+                    try:
+                        handled = await self._deliver(shard, entry)
+                        if handled:
+                            await self.journal.done(shard, entry)
+                    finally:
+                        self._delivering.discard(shard)
+                    if not handled:
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._journal_failures.failed(exc)
                 await self._sleep(1.0)
 
-    async def _deliver(self, shard: int, entry: JournalEntry) -> None:
+    def _count_unreadable(self) -> None:
+        unreadable = self.journal.unreadable
+        if unreadable > self._unreadable_counted:
+            self.metrics.journal_unreadable.inc(unreadable - self._unreadable_counted)
+            self._unreadable_counted = unreadable
+
+    async def _deliver(self, shard: int, entry: JournalEntry) -> bool:
+        """Deliver ``entry`` or park it as a dead letter: True once handled, False when the
+        deliverer stops first (the entry stays in the journal)."""
         attempts = 0
         delay = self.settings.backoff_initial
         while True:
             try:
                 await self._attempt(entry)
-                return
+                return True
             except asyncio.CancelledError:
                 raise
             except _Busy:
                 await self._sleep(0.2)
+                if self._stopping.is_set():
+                    return False
                 continue
             except Exception as exc:
                 attempts += 1
                 if attempts >= self.settings.max_attempts:
                     error = f"{type(exc).__name__}: {exc}"[:500]
+                    # Parked whatever failed, the hook or its record: nothing blocks the shard.
                     await self.journal.dead_letter(entry, error, attempts)
+                    self._hooked.discard(entry.payment_request_id)
                     self.metrics.deliveries.labels("dead_letter").inc()
                     self.metrics.dead_letters.set(len(await self.journal.dead_letters()))
                     _log.error(
@@ -148,11 +186,14 @@ class Deliverer:
                         attempts,
                         error,
                     )
-                    return
+                    return True
                 self.metrics.deliveries.labels("retried").inc()
                 # The traceback once per payment; later attempts say what failed in one line.
                 _log.warning(
-                    "on_payment hook failed for payment %s (attempt %d): %s: %s",
+                    "%s for payment %s (attempt %d): %s: %s",
+                    "delivery record failed"
+                    if isinstance(exc, _Unrecorded)
+                    else "on_payment hook failed",
                     entry.payment_request_id,
                     attempts,
                     type(exc).__name__,
@@ -160,6 +201,8 @@ class Deliverer:
                     exc_info=exc if attempts == 1 else None,
                 )
             await self._sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
+            if self._stopping.is_set():
+                return False
             delay = min(delay * 2, self.settings.backoff_max)
             await self.journal.keepalive(shard)
 
@@ -168,7 +211,7 @@ class Deliverer:
         route = self.resolvers.route(entry.partner_prefix)
         hook = None if route is None else getattr(route.resolver, "on_payment", None)
         if route is None or hook is None:
-            await self.journal.mark_delivered(entry.payment_request_id)
+            await self._record(entry.payment_request_id)
             return
         prid = entry.payment_request_id
         if not await self.journal.lock(prid, self.settings.hook_timeout + 5.0):
@@ -176,16 +219,27 @@ class Deliverer:
         try:
             if await self.journal.is_delivered(prid):
                 return
-            payment = await self._flag(route, payment)
-            async with asyncio.timeout(self.settings.hook_timeout):
-                result = hook(payment)
-                if inspect.isawaitable(result):
-                    await result
-            await self.journal.mark_delivered(prid)
+            if prid not in self._hooked:
+                payment = await self._flag(route, payment)
+                async with asyncio.timeout(self.settings.hook_timeout):
+                    result = hook(payment)
+                    if inspect.isawaitable(result):
+                        await result
+                self._hooked.add(prid)
+            await self._record(prid)
+            self._hooked.discard(prid)
             self.metrics.deliveries.labels("delivered").inc()
             await self._refresh(payment)
         finally:
             await self.journal.unlock(prid)
+
+    async def _record(self, prid: str) -> None:
+        try:
+            await self.journal.mark_delivered(prid)
+        except Exception as exc:
+            raise _Unrecorded(
+                f"delivered, but the delivery could not be recorded: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _refresh(self, payment: Payment) -> None:
         """The merchant has recorded the payment: drop the "paid, being delivered" answer the

@@ -1,0 +1,154 @@
+"""The deliverer against the real file journal: odd identifiers, unrecordable deliveries, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import Bill, BillStatus, Inquiry, Payment
+from gateway.config import PaymentSettings
+from gateway.doku.simulator import payment_body
+from gateway.metrics import Metrics
+from gateway.payments.delivery import Deliverer
+from gateway.payments.journal.base import Journal, JournalEntry
+from gateway.payments.journal.file import FileJournal
+from gateway.resolvers.dispatch import ResolverSet
+
+pytestmark = pytest.mark.anyio
+
+CODE = "8889900001234"
+FAST = PaymentSettings(backoff_initial=0.01, backoff_max=0.05, max_attempts=3)
+
+
+class Hook:
+    """A resolver whose on_payment records the paymentRequestIds it is called with."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[str] = []
+        self.delay = delay
+
+    async def resolve(self, inquiry: Inquiry) -> Bill | BillStatus:
+        return Bill(name="B", amount=Decimal("1.00"))
+
+    async def on_payment(self, payment: Payment) -> None:
+        self.calls.append(payment.payment_request_id)
+        await asyncio.sleep(self.delay)
+
+
+def entry(prid: str) -> JournalEntry:
+    document = payment_body(CODE, "   88899", "1.00", payment_request_id=prid)
+    raw = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return JournalEntry(prid, CODE, "88899", document, time.time(), raw=raw)
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[..., Any]]:
+    """Starts deliverers; stops them all at the end of the test."""
+    started: list[Deliverer] = []
+
+    async def start(journal: Journal, hook: Hook, settings: PaymentSettings = FAST) -> Deliverer:
+        deliverer = Deliverer(journal, ResolverSet.single(hook, "hook"), settings, Metrics())
+        await deliverer.start()
+        started.append(deliverer)
+        return deliverer
+
+    yield start
+    for deliverer in started:
+        await deliverer.stop()
+
+
+@pytest.mark.parametrize("odd", ["\ud800", "A\nB", "\\", '"', "\u2028", "x\x00y"])
+async def test_an_odd_payment_request_id_is_delivered_once_and_blocks_nothing(
+    tmp_path: Path, running: Callable[..., Any], odd: str
+) -> None:
+    journal = FileJournal(tmp_path)
+    for prid in (odd, "PR-NEXT"):
+        await journal.append(entry(prid))
+    hook = Hook()
+    deliverer = await running(journal, hook)
+    await wait_for(lambda: hook.calls == [odd, "PR-NEXT"])
+    await deliverer.stop()
+    # After a restart nothing is delivered again, and no part of the id counts as delivered.
+    restarted, again = FileJournal(tmp_path), Hook()
+    await running(restarted, again)
+    await restarted.append(entry("PR-LAST"))
+    await wait_for(lambda: again.calls == ["PR-LAST"])
+    assert await restarted.is_delivered(odd)
+    assert hook.calls == [odd, "PR-NEXT"]
+    if odd == "A\nB":
+        assert not await restarted.is_delivered("A") and not await restarted.is_delivered("B")
+
+
+class Unrecordable(FileJournal):
+    """A journal that cannot record one payment's delivery, whatever is tried."""
+
+    async def mark_delivered(self, payment_request_id: str) -> None:
+        if payment_request_id == "PR-STUCK":
+            raise OSError("cannot record this one")
+        await super().mark_delivered(payment_request_id)
+
+
+async def test_a_delivery_that_cannot_be_recorded_becomes_a_dead_letter(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    journal = Unrecordable(tmp_path)
+    for prid in ("PR-STUCK", "PR-NEXT"):
+        await journal.append(entry(prid))
+    hook = Hook()
+    await running(journal, hook)
+    await wait_for(lambda: hook.calls == ["PR-STUCK", "PR-NEXT"])
+    [letter] = await journal.dead_letters()
+    assert letter.entry.payment_request_id == "PR-STUCK"
+    assert letter.attempts == FAST.max_attempts
+    assert "could not be recorded" in letter.error
+    # The record was retried, never the hook.
+    assert hook.calls == ["PR-STUCK", "PR-NEXT"]
+
+
+async def test_stop_lets_a_running_delivery_finish_and_be_recorded(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.append(entry("PR-SLOW"))
+    hook = Hook(delay=0.3)
+    deliverer = await running(journal, hook)
+    await wait_for(lambda: hook.calls == ["PR-SLOW"])
+    await deliverer.stop()  # SIGTERM while the hook runs
+    assert await FileJournal(tmp_path).is_delivered("PR-SLOW")
+
+
+async def test_an_idle_deliverer_stops_at_once(tmp_path: Path, running: Callable[..., Any]) -> None:
+    deliverer = await running(FileJournal(tmp_path), Hook())
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await deliverer.stop()
+    assert time.monotonic() - started < 0.5
+
+
+async def test_unreadable_journal_lines_are_counted(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    (tmp_path / "payments.jsonl").write_bytes(b"not json\n")
+    metrics = Metrics()
+    journal = FileJournal(tmp_path)
+    deliverer = Deliverer(journal, ResolverSet.single(Hook()), FAST, metrics)
+    await deliverer.start()
+    try:
+        sample = "doku_gateway_journal_unreadable_entries_total 1.0"
+        await wait_for(lambda: sample in metrics.render().decode())
+    finally:
+        await deliverer.stop()
