@@ -7,6 +7,7 @@ minutes. If the journal cannot be written, DOKU gets a 5xx and nothing is acknow
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ...log import get_logger
@@ -59,12 +60,12 @@ class PaymentHandler:
         if begin is None:
             return
         try:
-            status, document = await self._record(verified.document)
+            status, document = await self._record(verified.document, verified.raw)
         except Exception:
             # Nothing acknowledged, and the id released below so DOKU's retry is processed.
             _log.exception("payment notification failed")
             status, document = error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
-        body = json_bytes(document)
+        body = await _encode(document)
         if status >= 500:
             await rt.state.release(verified.replay_key)
         else:
@@ -73,7 +74,7 @@ class PaymentHandler:
             )
         await send_json(send, status, body, rt.timestamp())
 
-    async def _record(self, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def _record(self, document: dict[str, Any], raw: bytes) -> tuple[int, dict[str, Any]]:
         rt = self.runtime
         try:
             payment = parse_payment(document, check_composition=self.check_composition)
@@ -86,6 +87,7 @@ class PaymentHandler:
             payment.partner_service_id.strip(),
             document,
             rt.clock(),
+            raw=raw,  # journaled as received: nothing the parser accepted is re-encoded
         )
         try:
             stored, new = await self.journal.append(entry)
@@ -138,3 +140,12 @@ class PaymentHandler:
                 await state.invalidate(payment.payment_code)
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
+
+
+async def _encode(document: dict[str, Any]) -> bytes:
+    """The answer's bytes. The ack echoes ``additionalInfo``, one level deeper than the request
+    held it: nesting the parser just accepted is encoded on a fresh stack if need be."""
+    try:
+        return json_bytes(document)
+    except RecursionError:
+        return await asyncio.to_thread(json_bytes, document)

@@ -13,14 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from gateway import Bill, BillStatus, Inquiry, Payment
-from gateway.doku.simulator import DokuSimulator, inquiry_body, payment_body
+from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body, payment_body
+from gateway.payments.journal.file import FileJournal
 from gateway.resolvers.demo import DemoResolver
 from gateway.resolvers.dispatch import ResolverSet
+from gateway.snap.fields import parse_json
+from gateway.snap.signature import SymmetricSigner
 from gateway.web.app import create_app
 
-from ...support import Keys, make_settings, running_server
+from ...payments.strategies import encode, notifications
+from ...support import Keys, make_settings, poll, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -478,3 +485,186 @@ async def test_delivery_survives_journal_errors(tmp_path: Path) -> None:
     finally:
         await deliverer.stop()
     assert [p.payment_request_id for p in resolver.calls] == ["P0", "P1", "P2"]
+
+
+def resigned(request: SignedRequest, raw: bytes, keys: Keys, token: str) -> SignedRequest:
+    """``request`` with another body, signed as a sender would sign those bytes."""
+    signature = SymmetricSigner.from_secret(keys.client_secret).sign(
+        "POST", request.path, token, raw, request.headers["X-TIMESTAMP"]
+    )
+    return SignedRequest(request.path, {**request.headers, "X-SIGNATURE": signature}, raw)
+
+
+@pytest.mark.parametrize("encoded", ["escaped", "raw bytes"])
+async def test_a_lone_surrogate_payment_request_id_is_delivered_and_blocks_nothing(
+    keys: Keys, simulator: DokuSimulator, encoded: str
+) -> None:
+    odd = "PR-\ud800"
+    resolver = Recording()
+    settings = make_settings(keys)
+    with running_server(create_app(settings, resolvers=ResolverSet.single(resolver))) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            document = payment_body(CODE, "   88899", "25000.00", payment_request_id=odd)
+            # DOKU's Python SDK escapes it ("\ud800", valid JSON); a sender may also put the
+            # surrogate's own UTF-8-style bytes in the body, which the parser accepts too.
+            request = simulator.payment_request(token, document, ensure_ascii=True)
+            if encoded == "raw bytes":
+                raw = request.body.replace(b"\\ud800", b"\xed\xa0\x80")
+                request = resigned(request, raw, keys, token)
+            first = await simulator.send(http, request)
+            later = payment_body(CODE, "   88899", "25000.00", payment_request_id="PR-LATER")
+            second = await post(http, simulator, token, later)
+            await wait_for(lambda: len(resolver.calls) == 2)
+            await asyncio.sleep(0.2)  # room for a wrongful repeat to show
+    assert first.json()["responseCode"] == "2002500"
+    assert first.json()["virtualAccountData"]["paymentRequestId"] == odd
+    assert second.json()["responseCode"] == "2002500"
+    assert [p.payment_request_id for p in resolver.calls] == [odd, "PR-LATER"]
+    after_restart = Recording()
+    app = create_app(settings, resolvers=ResolverSet.single(after_restart))
+    with running_server(app) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            retry = simulator.payment_request(token, document, ensure_ascii=True)
+            again = await simulator.send(http, retry)  # DOKU's retry: a duplicate
+            await asyncio.sleep(0.3)
+    assert again.json()["responseCode"] == "2002500"
+    assert after_restart.calls == []
+
+
+async def test_a_newline_in_a_payment_request_id_is_delivered_once_across_restarts(
+    keys: Keys, simulator: DokuSimulator
+) -> None:
+    settings = make_settings(keys)
+    document = payment_body(CODE, "   88899", "25000.00", payment_request_id="PR-1\nPR-2")
+
+    async def notify(first_run: bool) -> list[Payment]:
+        resolver = Recording()
+        with running_server(create_app(settings, resolvers=ResolverSet.single(resolver))) as url:
+            async with httpx.AsyncClient(base_url=url) as http:
+                token = await simulator.get_token(http)
+                response = await post(http, simulator, token, document)
+                if first_run:
+                    await wait_for(lambda: len(resolver.calls) == 1)
+                await asyncio.sleep(0.3)
+        assert response.json()["responseCode"] == "2002500"
+        return resolver.calls
+
+    assert len(await notify(first_run=True)) == 1
+    assert await notify(first_run=False) == []  # DOKU's retry after a restart: no second call
+
+
+def depth_of(value: Any) -> int:
+    """Nesting depth of nested lists, without recursion (the test's stack is not the server's)."""
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    return depth
+
+
+def nest(request: SignedRequest, depth: int, keys: Keys, token: str) -> SignedRequest:
+    """``request`` with ``additionalInfo.deep`` nested ``depth`` lists deep, signed again."""
+    nested = b"[" * depth + b"]" * depth
+    raw = request.body.replace(b'"additionalInfo":{', b'"additionalInfo":{"deep":' + nested + b",")
+    return resigned(request, raw, keys, token)
+
+
+def code_of(response: httpx.Response) -> str:
+    """The responseCode, without parsing an answer that may echo the nesting."""
+    return response.content.partition(b'"responseCode":"')[2][:7].decode()
+
+
+async def test_deeply_nested_json_is_never_a_5xx(keys: Keys, simulator: DokuSimulator) -> None:
+    resolver = Recording()
+    # No depth limit of the gateway's own: only what Python's parser accepts.
+    settings = make_settings(keys, http={"max_json_depth": 100_000})
+    acknowledged: dict[str, int] = {}
+    with running_server(create_app(settings, resolvers=ResolverSet.single(resolver))) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            # Up to the deepest the parser accepts, level by level: just below it, an encoder
+            # that recursed through the body would be the first to fail.
+            for depth in (10, 200, 600, *range(900, 1000), 1200):
+                inquiry = simulator.inquiry_request(token, inquiry_body(CODE, "   88899"))
+                probe = await simulator.send(http, nest(inquiry, depth + 5, keys, token))
+                if probe.status_code >= 500:
+                    # The shared admission step gives up about here (it re-encodes the body
+                    # to check the signature): not a payment matter, and deeper is worse.
+                    break
+                prid = f"PR-DEEP-{depth}"
+                document = payment_body(CODE, "   88899", "25000.00", payment_request_id=prid)
+                request = nest(simulator.payment_request(token, document), depth, keys, token)
+                response = await simulator.send(http, request)
+                assert response.status_code in (200, 400), (depth, response.text[:200])
+                assert code_of(response) == ("2002500" if response.is_success else "4002501")
+                if response.is_success:
+                    acknowledged[prid] = depth
+            await wait_for(lambda: len(resolver.calls) == len(acknowledged))
+    assert max(acknowledged.values()) >= 900  # the journal was reached at depths that matter
+    for payment in resolver.calls:
+        deep = payment.body["additionalInfo"]["deep"]
+        assert depth_of(deep) == acknowledged[payment.payment_request_id]
+    after_restart = Recording()
+    with running_server(create_app(settings, resolvers=ResolverSet.single(after_restart))):
+        await asyncio.sleep(0.3)
+    assert after_restart.calls == []  # every entry read back and known as delivered
+
+
+def test_any_value_in_any_field_is_refused_or_delivered_unchanged(
+    keys: Keys, simulator: DokuSimulator
+) -> None:
+    """Through the real server: a SNAP 4xx, or the ack, the hook called once with the body as
+    sent, and after a restart the same entry read back and not delivered again."""
+    resolver = Recording()
+    settings = make_settings(keys)
+    sent: dict[str, dict[str, Any]] = {}
+    refused: list[str] = []
+    app = create_app(settings, resolvers=ResolverSet.single(resolver))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        token = asyncio.run(get_token(simulator, url))
+
+        @examples(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(notification=notifications(), escaped=st.booleans())
+        def check(notification: tuple[dict[str, Any], bytes], escaped: bool) -> None:
+            document, _ = notification
+            prid = document.get("paymentRequestId")
+            if isinstance(prid, str):  # one payment per example: never a duplicate
+                document["paymentRequestId"] = prid = f"{len(sent) + len(refused)}~{prid}"
+            raw = encode(document, escaped=escaped)
+            base = simulator.payment_request(token, {}, ensure_ascii=True)
+            request = resigned(base, raw, keys, token)
+            response = http.post(request.path, headers=request.headers, content=request.body)
+            if response.status_code == 400:
+                assert code_of(response).startswith("4002")
+                refused.append(str(prid))
+                return
+            assert code_of(response) == "2002500", response.text
+            # What the bytes say (an escaped surrogate pair is one character) is the payment.
+            parsed = parse_json(raw)
+            prid = parsed["paymentRequestId"]
+            sent[prid] = parsed
+            poll(lambda: any(p.payment_request_id == prid for p in resolver.calls))
+
+        check()
+    assert sent and refused, (len(sent), len(refused))
+    time.sleep(0.3)  # room for a wrongful repeat to show
+    delivered = {p.payment_request_id: dict(p.body) for p in resolver.calls}
+    assert delivered == sent and len(resolver.calls) == len(sent)  # once each, unchanged
+    journal = FileJournal(settings.payment.journal_dir)
+    for prid in refused:
+        assert asyncio.run(journal.find(prid)) is None
+    after_restart = Recording()
+    with running_server(create_app(settings, resolvers=ResolverSet.single(after_restart))):
+        time.sleep(0.3)
+    assert after_restart.calls == []
+    for prid, document in sent.items():
+        found = asyncio.run(journal.find(prid))
+        assert found is not None and found.body == document
+        assert asyncio.run(journal.is_delivered(prid))
+
+
+async def get_token(simulator: DokuSimulator, url: str) -> str:
+    async with httpx.AsyncClient(base_url=url) as http:
+        return await simulator.get_token(http)
