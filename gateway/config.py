@@ -172,10 +172,11 @@ class PaymentSettings:
     #: ``auto`` (redis when cache.url is Redis, else file).
     journal: Literal["auto", "file", "redis"] = "auto"
     journal_dir: str = "./doku-gateway-data"
-    #: File journal retention: the most recently delivered entries kept whole (the history
-    #: ``payments list/show`` reads). Older delivered entries are compacted to their
-    #: paymentRequestId, kept 3 days so a late duplicate is still recognised; undelivered
-    #: entries and dead letters are always kept. Bounds the journal's memory and file size.
+    #: Journal retention: the most recently delivered entries kept whole (the history
+    #: ``payments list/show`` reads; per shard stream with Redis). The file journal compacts
+    #: older delivered entries to their paymentRequestId, kept 3 days so a late duplicate is
+    #: still recognised (Redis keeps its id keys 90 days); undelivered entries and dead letters
+    #: are always kept. Bounds the journal's memory and file size.
     journal_keep_delivered: int = 1000
     #: ``async``: ack once journaled, deliver in the background (DOKU retries a failed
     #: notification only after 30 min). ``sync``: ack only after the hook returned.

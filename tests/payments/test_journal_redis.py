@@ -179,3 +179,60 @@ async def test_an_unreadable_stream_entry_is_surfaced_and_does_not_block(
     again = await redis_journal.read(shard, timeout=0.1)
     assert again is not None and again.entries == []
     assert redis_journal.unreadable == 1
+
+
+async def handle_all(journal: RedisJournal, shard: int, skip: str = "") -> None:
+    """Read and acknowledge everything, as the deliverer does (``skip`` stays unacknowledged)."""
+    while True:
+        lease = await journal.read(shard, timeout=0.01)
+        assert lease is not None
+        todo = [e for e in lease.entries if e.payment_request_id != skip]
+        if not todo:
+            return
+        for item in todo:
+            await journal.done(shard, item)
+
+
+async def test_handled_entries_are_trimmed_from_the_stream(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    backend = journal(redis_server, shards=1, journal_keep_delivered=10)
+    probe = aioredis.Redis.from_url(redis_server.url)
+    try:
+        for n in range(600):
+            await backend.append(entry(f"PR-{n}"))
+        await handle_all(backend, 0)
+        # Trimmed every 256 handled entries down to the newest 10.
+        assert await probe.xlen("doku-gateway:v1:{pay}:s:0") <= 10 + 256
+        assert await backend.backlog() == (0, None)
+        stored, new = await backend.append(entry("PR-0"))  # trimmed, still known
+        assert not new and stored.payment_request_id == "PR-0"
+    finally:
+        await probe.aclose()
+        await backend.close()
+
+
+async def test_an_unacknowledged_entry_is_never_trimmed(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    backend = journal(redis_server, shards=1, journal_keep_delivered=0)
+    probe = aioredis.Redis.from_url(redis_server.url)
+    stream = "doku-gateway:v1:{pay}:s:0"
+    try:
+        for n in range(600):
+            await backend.append(entry(f"PR-{n}"))
+        first = await backend.read(0, timeout=0.01)
+        assert first is not None
+        rest: Any = await probe.xreadgroup("deliverer", "deliverer", {stream: ">"}, count=1000)
+        read = [*first.entries, *(JournalEntry.decode(f[b"e"], i.decode()) for i, f in rest[0][1])]
+        assert len(read) == 600
+        for item in read:
+            if item.payment_request_id != "PR-5":  # read, never acknowledged (a crash)
+                await backend.done(0, item)
+        # Trimmed twice, each time only what came before PR-5.
+        assert await probe.xlen(stream) == 595
+        lease = await backend.read(0, timeout=0.01)
+        assert lease is not None and [e.payment_request_id for e in lease.entries] == ["PR-5"]
+    finally:
+        await probe.aclose()
+        await backend.close()

@@ -16,6 +16,9 @@ Keys, all under one hash tag so they share a Redis Cluster slot::
 
 Each shard is worked by the pod holding its lease, through the consumer group ``deliverer``: what
 a pod read but did not acknowledge (it crashed) is read again, first, by the next lease holder.
+Handled entries beyond the newest ``payment.journal_keep_delivered`` of a shard are trimmed from
+its stream now and then (their ids stay in the ``id:`` keys); an entry not yet acknowledged, and
+anything after it, is never trimmed.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ _log = get_logger("journal")
 _KEEP_MS = 90 * 86_400 * 1000
 _GROUP = "deliverer"
 _CONSUMER = "deliverer"
+# Entries a shard handles between two trims of its stream (three commands each time).
+_TRIM_EVERY = 256
 
 
 class RedisJournal(Journal):
@@ -60,6 +65,8 @@ class RedisJournal(Journal):
         self._owner = secrets.token_hex(8)
         self._groups: set[int] = set()
         self._locks: dict[str, str] = {}
+        self._keep = max(settings.journal_keep_delivered, 0)
+        self._handled: dict[int, int] = {}  # per shard, since its last trim
 
     @classmethod
     def from_settings(cls, cache: CacheSettings, payment: PaymentSettings) -> RedisJournal:
@@ -169,7 +176,35 @@ class RedisJournal(Journal):
             return None
 
     async def done(self, shard: int, entry: JournalEntry) -> None:
-        await self._redis.xack(self._stream(shard), _GROUP, entry.entry_id)
+        stream = self._stream(shard)
+        await self._redis.xack(stream, _GROUP, entry.entry_id)
+        handled = self._handled.get(shard, 0) + 1
+        if handled >= _TRIM_EVERY:
+            handled = 0
+            try:
+                await self._trim(stream)
+            except Exception as exc:  # retention never gets in a delivery's way
+                _log.warning("payment journal %s not trimmed: %s", stream, exc)
+        self._handled[shard] = handled
+
+    async def _trim(self, stream: str) -> None:
+        """Drop the handled entries of ``stream`` older than the newest ``keep`` of them."""
+        summary = await self._redis.xpending(stream, _GROUP)
+        if summary["pending"]:  # everything before the oldest unacknowledged entry is handled
+            newest = "(" + _text(summary["min"])
+        else:  # everything read is handled
+            groups = await self._redis.xinfo_groups(stream)
+            group = next(g for g in groups if _text(g["name"]) == _GROUP)
+            newest = _text(group["last-delivered-id"])
+        history = await self._redis.xrevrange(stream, max=newest, count=self._keep + 1)
+        if len(history) <= self._keep:
+            return
+        if self._keep:
+            first_kept = _text(history[self._keep - 1][0])
+        else:
+            milliseconds, _, sequence = _text(history[0][0]).partition("-")
+            first_kept = f"{milliseconds}-{int(sequence) + 1}"
+        await self._redis.xtrim(stream, minid=first_kept, approximate=False)
 
     async def is_delivered(self, payment_request_id: str) -> bool:
         return bool(await self._redis.exists(self._key("done:", payment_request_id)))
