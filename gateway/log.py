@@ -74,6 +74,10 @@ class RedactingFilter(logging.Filter):
         found = {s for s in secrets if len(s) >= 6} | {s.strip() for s in secrets if len(s) >= 6}
         self._secrets = tuple(sorted((s for s in found if len(s) >= 6), key=len, reverse=True))
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Also redact ``secrets`` from now on (a secret reloaded from its file)."""
+        self._secrets = RedactingFilter((*self._secrets, *secrets))._secrets
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
@@ -204,3 +208,13 @@ class FailureLog:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def redact_also(secrets: Iterable[str]) -> None:
+    """Tell every redacting filter on the root logger's handlers about new secret values (the
+    gateway configures one through :func:`configure_logging`; an embedding app may have none)."""
+    values = [s for s in secrets if s]
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.add(values)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.config import settings_from_mapping
-from gateway.log import FailureLog, RedactingFilter, configure_logging, mask_va
+from gateway.log import FailureLog, RedactingFilter, configure_logging, mask_va, redact_also
 from gateway.snap.keys import private_key_pem, public_key_pem
 
 from .support import Keys
@@ -138,3 +138,19 @@ def test_repeated_failure_logs_per_interval_with_a_count(
         "journal error: recovered after 27 failure(s)",
     ]
     assert [r.exc_info is not None for r in caplog.records] == [True, False, False]
+
+
+def test_a_secret_added_later_is_redacted_by_the_configured_filter() -> None:
+    # A rotated secret reloaded from its file must be as invisible as the one given at start.
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    handler.addFilter(RedactingFilter(["SK-first-secret"]))
+    root.addHandler(handler)
+    try:
+        redact_also(["SK-rotated-secret", ""])
+        item = record("old=%s new=%s", "SK-first-secret", "SK-rotated-secret")
+        for found in handler.filters:
+            assert isinstance(found, RedactingFilter) and found.filter(item)
+        assert item.getMessage() == "old=[redacted] new=[redacted]"
+    finally:
+        root.removeHandler(handler)

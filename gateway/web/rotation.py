@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Credentials
 from ..exceptions import ConfigError
-from ..log import get_logger
+from ..log import get_logger, redact_also
 from ..snap.keys import load_private_key, load_public_key
 
 if TYPE_CHECKING:  # check-config imports this module without the web stack
@@ -203,6 +203,8 @@ class CredentialWatcher:
             # A Secret volume update rewrites every file, even those whose value stayed.
             _log.debug("key files %s rewritten with the same values", ", ".join(changed))
             return False
+        # The new secrets are redacted from the logs before anything can log them.
+        redact_also([credentials.client_secret, credentials.client_secret_next or ""])
         self.runtime.use_credentials(credentials)
         _log.info("reloaded credentials: new %s", ", ".join(different))
         return True
