@@ -283,6 +283,25 @@ async def test_concurrent_duplicates_make_one_line(tmp_path: Path) -> None:
     assert len(records(tmp_path)) == 1
 
 
+async def test_a_caller_that_gives_up_neither_stops_the_write_nor_fails_its_duplicate(
+    tmp_path: Path,
+) -> None:
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.05)
+        os.fsync(fd)
+
+    journal = FileJournal(tmp_path, fsync=slow_fsync)
+    first = asyncio.create_task(journal.append(entry("PR-1")))
+    await asyncio.sleep(0.01)  # queued, being written
+    second = asyncio.create_task(journal.append(entry("PR-1")))
+    await asyncio.sleep(0.01)
+    first.cancel()  # DOKU hung up on the first notification
+    stored, new = await second
+    assert not new and stored.payment_request_id == "PR-1"
+    assert first.cancelled()
+    assert [r["prid"] for r in records(tmp_path)] == ["PR-1"]
+
+
 # -- retention -----------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ...log import get_logger
+from ._dead import DeadLetterFile
 from ._files import (
     Appended,
     Fsync,
@@ -46,7 +47,16 @@ from ._files import (
     replace_file,
     split_lines,
 )
-from .base import DeadLetter, Journal, JournalEntry, Lease, encode_line, pack_text, unpack_text
+from .base import (
+    DeadLetter,
+    Journal,
+    JournalEntry,
+    Lease,
+    encode_line,
+    on_fresh_stack,
+    pack_text,
+    unpack_text,
+)
 
 __all__ = ["KEEP_IDS", "FileJournal"]
 
@@ -63,12 +73,18 @@ _RETRY_COMPACTION = 60.0
 _RECORD_STARTS = (b'{"prid":', b'{"done":')
 
 
+_Outcome = asyncio.Future[tuple[JournalEntry, bool] | None]
+
+
 @dataclass(slots=True)
 class _Write:
+    """A record waiting for the writer; its outcome goes to each future, one per caller (a
+    caller that gives up cancels its own future only)."""
+
     line: bytes
     prid: str
     entry: JournalEntry | None  # None: a delivery record
-    future: asyncio.Future[tuple[JournalEntry, bool] | None]
+    futures: list[_Outcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +114,6 @@ class FileJournal(Journal):
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._entries_path = self.directory / "payments.jsonl"
         self._ids_path = self.directory / "ids.jsonl"
-        self._dead_path = self.directory / "dead.jsonl"
         self._unreadable_path = self.directory / "unreadable.log"
         self._legacy_delivered_path = self.directory / "delivered.log"
         self._lock_path = self.directory / "journal.lock"
@@ -125,12 +140,11 @@ class FileJournal(Journal):
         self._identity: Identity | None = None
         self._ids_lines = 0
         self._writes: list[_Write] = []
-        self._inflight: dict[str, asyncio.Future[tuple[JournalEntry, bool] | None]] = {}
+        self._inflight: dict[str, _Write] = {}  # entries queued or being written
         self._writer: asyncio.Task[None] | None = None
         self._committing = False
         self._compact_after = 0.0
-        self._dead_stamp: tuple[int, int, int] | None = None
-        self._dead: dict[str, DeadLetter] = {}
+        self._dead = DeadLetterFile(self.directory / "dead.jsonl", self._lock_path, fsync, clock)
         self._locks: set[str] = set()
         self._load_ids()
         self._load_legacy_delivered()
@@ -145,20 +159,18 @@ class FileJournal(Journal):
         known = self._known(entry)
         if known is not None:
             return known, False
+        future: _Outcome = asyncio.get_running_loop().create_future()
         pending = self._inflight.get(prid)
         if pending is not None:  # a concurrent duplicate: the first one's outcome
-            result = await asyncio.shield(pending)
+            pending.futures.append(future)
+            result = await future
             assert result is not None
             return result[0], False
-        future: asyncio.Future[tuple[JournalEntry, bool] | None]
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[prid] = future
-        try:
-            self._submit(_Write(entry.encode() + b"\n", prid, entry, future))
-            # Cancelled (DOKU hung up): the write goes on, the ack does not.
-            result = await future
-        finally:
-            del self._inflight[prid]
+        write = _Write(entry.encode() + b"\n", prid, entry, [future])
+        self._inflight[prid] = write
+        self._submit(write)
+        # Cancelled (DOKU hung up): the write goes on, the ack does not.
+        result = await future
         assert result is not None
         return result
 
@@ -178,10 +190,8 @@ class FileJournal(Journal):
     async def mark_delivered(self, payment_request_id: str) -> None:
         if await self.is_delivered(payment_request_id):
             return
-        future: asyncio.Future[tuple[JournalEntry, bool] | None]
-        future = asyncio.get_running_loop().create_future()
-        line = _done(payment_request_id)
-        self._submit(_Write(line, payment_request_id, None, future))
+        future: _Outcome = asyncio.get_running_loop().create_future()
+        self._submit(_Write(_done(payment_request_id), payment_request_id, None, [future]))
         await future
 
     def _submit(self, write: _Write) -> None:
@@ -221,12 +231,7 @@ class FileJournal(Journal):
                     len(batch),
                 )
                 for write in batch:
-                    if write.future.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        write.future.set_exception(exc)
-                    else:
-                        write.future.cancel()
+                    self._settle(write, exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -234,17 +239,31 @@ class FileJournal(Journal):
             self.unreadable += bool(appended.torn)
             self._ingest(appended.unread, appended.unread_at)
             for write in batch:
-                result: tuple[JournalEntry, bool] | None = None
                 if write.entry is None:
                     self._delivered_now(write.prid)
+                    self._settle(write, None)
                 else:
-                    result = self._admit(write.entry)
-                if not write.future.done():
-                    write.future.set_result(result)
+                    self._settle(write, self._admit(write.entry))
             self._offset = appended.end
         finally:
             self._committing = False
         self._new.set()
+
+    def _settle(
+        self, write: _Write, outcome: tuple[JournalEntry, bool] | BaseException | None
+    ) -> None:
+        if write.entry is not None and self._inflight.get(write.prid) is write:
+            del self._inflight[write.prid]
+        for n, future in enumerate(write.futures):
+            if future.done():  # its caller gave up
+                continue
+            if outcome is None or isinstance(outcome, tuple):
+                # The first caller wrote it; a concurrent duplicate finds it written.
+                future.set_result(outcome if n == 0 or outcome is None else (outcome[0], False))
+            elif isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.cancel()
 
     def _append_locked(self, data: bytes) -> Appended:
         with locked(self._lock_path, exclusive=True):
@@ -307,7 +326,7 @@ class FileJournal(Journal):
 
     def _parse(self, line: bytes, offset: int) -> dict[str, Any] | None:
         try:
-            record = json.loads(line)
+            record = on_fresh_stack(json.loads, line)  # a line of an older journal may nest
             if isinstance(record, dict):
                 return record
         except ValueError:
@@ -542,79 +561,30 @@ class FileJournal(Journal):
     # -- dead letters ---------------------------------------------------------------------------
 
     def _reload_dead(self) -> None:
-        try:
-            stat = self._dead_path.stat()
-            stamp: tuple[int, int, int] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            data = b"" if stamp == self._dead_stamp else self._dead_path.read_bytes()
-        except FileNotFoundError:
-            stamp, data = None, b""
-        if stamp == self._dead_stamp:
+        change = self._dead.load()
+        if change is None:
             return
-        self._dead_stamp = stamp
-        dead: dict[str, DeadLetter] = {}
-        for offset, line in split_lines(data, 0):
-            try:
-                record = json.loads(line)
-                letter = DeadLetter(
-                    record["id"],
-                    JournalEntry.from_document(record["entry"]),
-                    record["error"],
-                    record["attempts"],
-                    record["at"],
-                )
-            except (ValueError, KeyError, TypeError, RecursionError):
-                _log.error(
-                    "payment journal %s: unreadable line at byte %d", self._dead_path, offset
-                )
-                continue
-            dead[letter.dead_id] = letter
-        # A replayed dead letter (removed from the file by the CLI) becomes deliverable again.
-        before = {d.entry.payment_request_id for d in self._dead.values()}
-        now = {d.entry.payment_request_id for d in dead.values()}
-        for prid in before - now:
+        revived, parked = change
+        # A replayed dead letter (taken out of the file, by the CLI) is deliverable again.
+        for prid in revived:
             self._handled.discard(prid)
             if prid in self._entries and prid not in self._delivered:
                 self._queue.append(prid)
                 self._new.set()
-        self._handled |= now
-        self._dead = dead
+        self._handled |= parked
 
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None:
-        dead_id = f"{entry.entry_id or 'entry'}-{int(self._clock() * 1000)}"
-        record = {
-            "id": dead_id,
-            "entry": entry.document(),
-            "error": error,
-            "attempts": attempts,
-            "at": self._clock(),
-        }
-        await asyncio.to_thread(self._append_dead, encode_line(record) + b"\n")
+        await self._dead.park(entry, error, attempts)
         self._reload_dead()
-
-    def _append_dead(self, line: bytes) -> None:
-        with locked(self._lock_path, exclusive=True):
-            append_whole(self._dead_path, line, offset=None, identity=None, fsync=self._fsync)
 
     async def dead_letters(self) -> list[DeadLetter]:
         self._reload_dead()
-        return list(self._dead.values())
+        return list(self._dead.letters.values())
 
     async def replay(self, dead_id: str) -> bool:
-        replayed = await asyncio.to_thread(self._replay_locked, dead_id)
+        replayed = await self._dead.replay(dead_id)
         self._reload_dead()
         return replayed
-
-    def _replay_locked(self, dead_id: str) -> bool:
-        with locked(self._lock_path, exclusive=True):
-            try:
-                data = self._dead_path.read_bytes()
-            except FileNotFoundError:
-                return False
-            kept = [line + b"\n" for _, line in split_lines(data, 0) if _dead_id(line) != dead_id]
-            if len(kept) == data.count(b"\n"):
-                return False
-            replace_file(self._dead_path, b"".join(kept), fsync=self._fsync)
-        return True
 
     # -- looking in -----------------------------------------------------------------------------
 
@@ -649,13 +619,6 @@ class FileJournal(Journal):
         # Whatever is queued is written (and answered) before the journal goes.
         if self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
-
-
-def _dead_id(line: bytes) -> object:
-    try:
-        return json.loads(line).get("id")
-    except (ValueError, AttributeError):
-        return None  # an unreadable line stays for an operator
 
 
 def _record_starts(line: bytes) -> Iterator[int]:
