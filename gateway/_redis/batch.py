@@ -32,8 +32,10 @@ class Batcher:
         self._sender: asyncio.Task[None] | None = None
         #: Round trips sent (one per pipeline, retries included), for tests and metrics.
         self.round_trips = 0
-        # Queued commands and script reloads (a Task is a Future): what flush() waits for.
-        self._unsettled: set[asyncio.Future[Any]] = set()
+        # The batch on the wire, and scripts being reloaded: with _pending, what flush() waits
+        # for (kept so, rather than per command, to cost the hot path nothing).
+        self._in_flight: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._reloads: set[asyncio.Task[Any]] = set()
         # Its own connection, without a per-read timeout: one timer bounds the whole batch's
         # round trip instead of one timer per reply.
         pool = client.connection_pool
@@ -44,8 +46,6 @@ class Batcher:
     def submit(self, *command: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((command, future))
-        self._unsettled.add(future)
-        future.add_done_callback(self._unsettled.discard)
         if self._sender is None or self._sender.done():
             self._wakeup = asyncio.Event()
             self._sender = asyncio.get_running_loop().create_task(self._run())
@@ -77,8 +77,8 @@ class Batcher:
                 task = asyncio.get_running_loop().create_task(self._reload(source, command))
                 task.add_done_callback(functools.partial(_retrieve, on_error))
                 # flush() waits for the second attempt too.
-                self._unsettled.add(task)
-                task.add_done_callback(self._unsettled.discard)
+                self._reloads.add(task)
+                task.add_done_callback(self._reloads.discard)
             elif error is not None and on_error is not None:
                 on_error(error)
 
@@ -107,7 +107,11 @@ class Batcher:
             await asyncio.sleep(0)
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            await self._send(batch)
+            self._in_flight = batch
+            try:
+                await self._send(batch)
+            finally:
+                self._in_flight = []
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         connection = self._connection
@@ -154,8 +158,11 @@ class Batcher:
 
     async def flush(self) -> None:
         """Wait until every command queued so far has its reply (fired ones included)."""
-        while self._unsettled:
-            await asyncio.gather(*list(self._unsettled), return_exceptions=True)
+        while True:
+            waiting = [f for _, f in (*self._in_flight, *self._pending)] + [*self._reloads]
+            if not waiting:
+                return
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def drain(self) -> None:
         """Send what is queued, then stop the sender and close its connection."""

@@ -45,7 +45,7 @@ class Counter:
     def queued(self) -> bool:
         batch = self.state._batch
         assert batch is not None
-        return bool(batch._unsettled)
+        return bool(batch._pending or batch._in_flight or batch._reloads)
 
 
 @dataclass
