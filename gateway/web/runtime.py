@@ -102,9 +102,12 @@ class Runtime:
         document: Any,
         timestamp: str,
         signature: str,
+        raw_digest: str | None = None,
     ) -> str | None:
         """The body form whose X-SIGNATURE verified (counted by secret), or ``None``."""
-        found = self.signer.match(method, path, token, raw, document, timestamp, signature)
+        found = self.signer.match(
+            method, path, token, raw, document, timestamp, signature, raw_digest
+        )
         if found is None:
             return None
         self._secret_matches[found.key].inc()

@@ -429,3 +429,48 @@ def test_verify_asymmetric_any_names_the_key_that_verified(keys: Keys) -> None:
     assert verify_asymmetric_any(ring, keys.client_id, timestamp, signature) == "next"
     assert verify_asymmetric_any(ring[:1], keys.client_id, timestamp, signature) is None
     assert verify_asymmetric_any(ring, keys.client_id, timestamp, "not base64!") is None
+
+
+# The hot path: raw bytes first, with the digest the caller already has ---------------------------
+
+
+def _match_with_digest(
+    vectors: dict[str, Any], raw: bytes, signature: str, signer: SymmetricSigner | None = None
+) -> SignatureMatch | None:
+    sym = _sym(vectors)
+    return (signer or _signer(vectors)).match(
+        sym["http_method"],
+        sym["endpoint"],
+        sym["access_token"],
+        raw,
+        json.loads(raw),
+        sym["x_timestamp"],
+        signature,
+        hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def test_raw_first_verifies_a_minified_body_by_its_own_bytes(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    raw = sym["minified_body_as_sdk_builds_it"].encode("utf-8")
+    assert _match_with_digest(vectors, raw, sym["x_signature"]) == SignatureMatch("raw", "current")
+
+
+def test_raw_first_still_finds_every_canonical_form(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    pretty = json.dumps(sym["request_body_object"], indent=2).encode("utf-8")
+    assert _match_with_digest(vectors, pretty, sym["x_signature"]) == SignatureMatch(
+        "minified-utf8", "current"
+    )
+    document = {**sym["request_body_object"], "virtualAccountName": NAME}
+    escaped = _sign_over(vectors, minify(document, ensure_ascii=True))
+    raw = json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8")
+    assert _match_with_digest(vectors, raw, escaped) == SignatureMatch("minified-ascii", "current")
+
+
+def test_raw_first_refuses_what_the_canonical_order_refuses(vectors: dict[str, Any]) -> None:
+    sym = _sym(vectors)
+    raw = sym["minified_body_as_sdk_builds_it"].encode("utf-8")
+    forged = _sign_over(vectors, raw + b" ")
+    assert _match_with_digest(vectors, raw, forged) is None
+    assert _match_with_digest(vectors, raw, "not base64!") is None

@@ -79,8 +79,10 @@ async def verify_transaction(
     document = parse_json(raw, http.max_json_depth)
     query = request.query
     signed_path = http.path_prefix + path + (f"?{query}" if query else "")
+    # One hash of the body serves the signature check and the replay fingerprint.
+    digest = hashlib.sha256(raw).hexdigest()
     matched = rt.verify_signature(
-        request.method, signed_path, token, raw, document, timestamp, signature
+        request.method, signed_path, token, raw, document, timestamp, signature, digest
     )
     if matched is None:
         if rt.settings.security.signature_diagnostics:
@@ -93,7 +95,7 @@ async def verify_transaction(
     # part of the key and the claim lives until the end of that day plus a margin.
     day = wib_day_number(now)
     replay_key = f"{endpoint}:{partner_id}:{day}:{external_id}"
-    return Verified(raw, document, replay_key, hashlib.sha256(raw).hexdigest())
+    return Verified(raw, document, replay_key, digest)
 
 
 def _log_clock(runtime: Runtime, endpoint: str, timestamp: str, now: float) -> None:
