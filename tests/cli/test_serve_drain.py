@@ -4,6 +4,7 @@ its answer, then the process exits."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,10 @@ def test_sigterm_drains_then_exits(tmp_path: Path, keys: Keys) -> None:
         [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # In the test's own directory: the journal's relative default lands there, not in the
+        # checkout.
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     base = f"http://127.0.0.1:{port}"
     simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)

@@ -138,12 +138,12 @@ def test_trickled_head_is_cut_after_the_timeout(server: Server) -> None:
 
 
 def test_connection_that_sends_nothing_is_closed(server: Server) -> None:
+    started = time.monotonic()  # before connecting: the server's clock starts at accept
     with socket.create_connection(server.address, timeout=5) as sock:
-        started = time.monotonic()
         answer = read_all(sock)
         elapsed = time.monotonic() - started
     assert answer == b""  # closed without an answer: nothing was asked
-    assert 0.5 <= elapsed < 5
+    assert 0.49 <= elapsed < 5  # (the event loop's timers may fire a millisecond early)
 
 
 def test_kept_alive_connection_serves_requests_and_cuts_a_slow_next_head(
