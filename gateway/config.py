@@ -748,6 +748,10 @@ def _validate(
         add("http.header_timeout", "must be positive")
     if http.max_json_depth < 4:
         add("http.max_json_depth", "must be at least 4")
+    elif http.max_json_depth > 512:
+        # Deeper, checking the signature (which re-encodes the body) nears Python's recursion
+        # limit: a body the parser accepted could then be answered 5xx instead of refused.
+        add("http.max_json_depth", "must be at most 512")
     if sections["security"].token_lifetime < 60:
         add("security.token_lifetime", "must be at least 60 seconds")
     payment: PaymentSettings = sections["payment"]

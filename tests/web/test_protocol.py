@@ -204,9 +204,15 @@ def test_oversized_head_pipelined_behind_a_request_closes_after_its_answer(
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("max_header_bytes", 1000), ("max_headers", 15), ("header_timeout", 0), ("max_json_depth", 3)],
+    [
+        ("max_header_bytes", 1000),
+        ("max_headers", 15),
+        ("header_timeout", 0),
+        ("max_json_depth", 3),
+        ("max_json_depth", 513),  # deeper would near Python's recursion limit
+    ],
 )
-def test_limits_too_small_to_serve_doku_are_configuration_errors(
+def test_limits_out_of_range_are_configuration_errors(
     keys: Keys, key: str, value: float
 ) -> None:
     with pytest.raises(ConfigError) as caught:
