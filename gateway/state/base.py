@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..snap.models import Outcome
+from ..snap.models import Bill, BillStatus, Outcome
 
 
 # StoredAnswer and Begin are made once per request on the hot path: NamedTuples, which are
@@ -90,6 +90,22 @@ class StateBackend(ABC):
 
     @abstractmethod
     async def unlock(self, cache_key: str) -> None: ...
+
+    async def mark_paid(self, cache_key: str, payment_closed: bool, ttl: float) -> None:
+        """A payment of this VA was journaled: its cached answer must not offer the bill again.
+
+        A reusable bill stays cached; a closed bill (or, when nothing is cached, a payment of a
+        closed VA) is answered "already paid" for ``ttl`` until the merchant's hook has run; an
+        open bill is forgotten, so the resolver decides again. Redis does this in one script,
+        sent without waiting for it."""
+        cached = await self.get(cache_key)
+        if isinstance(cached, Bill) and cached.reusable:
+            return
+        closed = cached.trx_type == "C" if isinstance(cached, Bill) else payment_closed
+        if closed:
+            await self.put(cache_key, BillStatus.ALREADY_PAID, ttl)
+        else:
+            await self.invalidate(cache_key)
 
     async def settle(self, cache_key: str, outcome: Outcome | None, ttl: float) -> None:
         """After a resolve: cache ``outcome`` for ``ttl`` (if any) and release the lock. Redis

@@ -34,7 +34,7 @@ from .._redis.scripts import script, script_sha
 from ..config import CacheSettings
 from ..log import get_logger
 from ..metrics import Metrics
-from ..snap.models import Outcome
+from ..snap.models import BillStatus, Outcome
 from .base import Begin, Claim, StateBackend, StoredAnswer
 from .codec import Decoded, encode_outcome
 from .memory import MemoryState
@@ -43,6 +43,7 @@ _log = get_logger("redis")
 T = TypeVar("T")
 
 
+_PAID = encode_outcome(BillStatus.ALREADY_PAID)
 _PENDING = b"P"
 _DONE = b"D"
 _HIT = b"H"
@@ -79,6 +80,7 @@ class RedisState(StateBackend):
         self._batch = None if cluster else Batcher(client, settings.redis_command_timeout)
         self._begin_sha = script_sha("begin")
         self._unlock_sha = script_sha("unlock")
+        self._paid_sha = script_sha("paid")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
         self._decoded = Decoded()
@@ -278,6 +280,19 @@ class RedisState(StateBackend):
             await self._unlock(keys=[self._lock_key(cache_key)], args=[token])
 
         await self._run(remote, _none)
+
+    async def mark_paid(self, cache_key: str, payment_closed: bool, ttl: float) -> None:
+        if self._batch is None or self._breaker.open:
+            await super().mark_paid(cache_key, payment_closed, ttl)
+            return
+        # Fired: the payment is journaled, and the ack must not wait for the cache.
+        self._batch.fire_script(
+            self._paid_sha,
+            script("paid"),
+            [self._answer_key(cache_key)],
+            [_PAID, max(int(ttl * 1000), 1), b"1" if payment_closed else b"0"],
+            on_error=self._failed,
+        )
 
     async def settle(self, cache_key: str, outcome: Outcome | None, ttl: float) -> None:
         # Fired in the next pipeline, not awaited: the answer is decided, and whoever waits for

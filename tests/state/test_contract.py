@@ -121,3 +121,34 @@ async def test_status_names_the_backend_and_health(state: StateBackend) -> None:
     status = state.status()
     assert status["backend"] in ("memory", "redis")
     assert status["ok"] is True
+
+
+async def settled(state: StateBackend, code: str, expected: object) -> object:
+    """``get(code)`` once it is ``expected``, polling with a deadline: Redis sends mark_paid
+    without waiting for it."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while (found := await state.get(code)) != expected:
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.01)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("cached", "payment_closed", "after"),
+    [
+        (BILL, True, BillStatus.ALREADY_PAID),  # a closed bill: "already paid" until the hook ran
+        (Bill(name="Top-up", amount=Decimal("0"), trx_type="O"), True, None),  # open: forgotten
+        (Bill(name="Budi", amount=Decimal("1.00"), reusable=True), True, "unchanged"),
+        (None, True, BillStatus.ALREADY_PAID),  # nothing cached: the payment's own type decides
+        (None, False, None),
+        (BillStatus.NOT_FOUND, True, BillStatus.ALREADY_PAID),
+    ],
+)
+async def test_mark_paid_follows_the_bill(
+    state: StateBackend, cached: Bill | BillStatus | None, payment_closed: bool, after: object
+) -> None:
+    code = "8889900020001"
+    if cached is not None:
+        await state.put(code, cached, 30.0)
+    await state.mark_paid(code, payment_closed, 60.0)
+    await settled(state, code, cached if after == "unchanged" else after)

@@ -31,9 +31,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from ..._redis.batch import Batcher
 from ..._redis.connect import connect
 from ..._redis.keys import FORMAT_VERSION
-from ..._redis.scripts import script
+from ..._redis.scripts import script, script_sha
 from ...config import CacheSettings, PaymentSettings
 from ...log import get_logger
 from .base import DeadLetter, Journal, JournalEntry, Lease
@@ -47,13 +48,26 @@ _GROUP = "deliverer"
 _CONSUMER = "deliverer"
 # Entries a shard handles between two trims of its stream (three commands each time).
 _TRIM_EVERY = 256
+# A batch of appends (and their WAIT, up to 1 s) must fit in this.
+_APPEND_TIMEOUT = 5.0
 
 
 class RedisJournal(Journal):
     def __init__(
-        self, client: Any, settings: PaymentSettings, prefix: str, others: tuple[Any, ...] = ()
+        self,
+        client: Any,
+        settings: PaymentSettings,
+        prefix: str,
+        others: tuple[Any, ...] = (),
+        *,
+        cluster: bool = False,
     ) -> None:
         self._redis = client
+        # Appends of concurrent notifications share one pipeline on a connection of their own
+        # (with WAIT, one WAIT after them covers them all: it counts this connection's writes).
+        # Cluster pipelines split by slot; there, each append is its own call.
+        self._batch = None if cluster else Batcher(client, _APPEND_TIMEOUT)
+        self._append_sha = script_sha("append")
         self._others = others
         self.shards = settings.shards
         self._settings = settings
@@ -73,8 +87,8 @@ class RedisJournal(Journal):
         # Its own connections, with a longer command timeout: blocking stream reads (1 s) and
         # WAIT must neither take the inquiry path's connections nor trip its 250 ms timeout.
         timeout = max(cache.redis_command_timeout, 5.0)
-        client, _, others = connect(replace(cache, redis_command_timeout=timeout))
-        return cls(client, payment, cache.prefix, others)
+        client, cluster, others = connect(replace(cache, redis_command_timeout=timeout))
+        return cls(client, payment, cache.prefix, others, cluster=cluster)
 
     def _stream(self, shard: int) -> str:
         return f"{self._base}s:{shard}"
@@ -90,18 +104,24 @@ class RedisJournal(Journal):
     async def append(self, entry: JournalEntry) -> tuple[JournalEntry, bool]:
         data = entry.encode()
         shard = self.shard_of(entry.payment_code)
-        new, value = await self._append(
-            keys=[
-                self._key("id:", entry.payment_request_id),
-                self._stream(shard),
-                self._key("paid:", entry.payment_code),
-            ],
-            args=[data, _KEEP_MS, _bytes(entry.payment_request_id)],
-        )
+        keys = [
+            self._key("id:", entry.payment_request_id),
+            self._stream(shard),
+            self._key("paid:", entry.payment_code),
+        ]
+        args = [data, _KEEP_MS, _bytes(entry.payment_request_id)]
+        if self._batch is not None:
+            new, value = await self._batch.script(self._append_sha, script("append"), keys, args)
+        else:
+            new, value = await self._append(keys=keys, args=args)
         # Also for a duplicate: a retry after a failed WAIT must not be acknowledged before the
         # entry reached the replicas either.
         if self._settings.wait_replicas:
-            acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
+            if self._batch is not None:  # after the append, on the append's connection
+                waited = self._batch.submit("WAIT", self._settings.wait_replicas, 1000)
+                acknowledged = int(await waited)
+            else:
+                acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
             if acknowledged < self._settings.wait_replicas:
                 raise OSError(
                     f"payment reached {acknowledged} replica(s), "
@@ -339,6 +359,8 @@ class RedisJournal(Journal):
         return JournalEntry.decode(stored, entry_id)
 
     async def close(self) -> None:
+        if self._batch is not None:
+            await self._batch.drain()
         await self._redis.aclose()
         for other in self._others:
             await other.aclose()

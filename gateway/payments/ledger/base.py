@@ -120,5 +120,12 @@ class InquiryLedger(ABC):
         """Forget the VA (its payment is journaled, or it is no longer worth asking about)."""
         ...
 
+    def forget(self, payment_code: str) -> None:
+        """:meth:`settle` without waiting for it: a payment's ack must not wait for a hint (a
+        settle lost in a crash only means `reconcile` asks DOKU about the VA once more)."""
+        task = asyncio.get_running_loop().create_task(self.settle(payment_code))
+        self._noting.add(task)
+        task.add_done_callback(self._noting.discard)
+
     @abstractmethod
     async def close(self) -> None: ...

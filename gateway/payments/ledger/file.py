@@ -60,8 +60,9 @@ class FileLedger(InquiryLedger):
         self._counted_bytes = 0
         self._tail_checked = False
         self._compaction: asyncio.Task[None] | None = None
-        # note(): entries of the inquiry path, written together every NOTE_DELAY seconds.
-        self._noted: list[LedgerEntry] = []
+        # note() and forget(): lines of the request paths, written together every NOTE_DELAY
+        # seconds, with the payment code each concerns (for the log line if they fail).
+        self._noted: list[tuple[bytes, str]] = []
         self._flush: asyncio.TimerHandle | None = None
 
     async def record(self, entry: LedgerEntry) -> None:
@@ -69,13 +70,20 @@ class FileLedger(InquiryLedger):
         try:
             await self._append(entry.encode() + b"\n")
         except Exception as exc:  # a hint must never fail the inquiry that records it
-            self._not_written([entry], exc)
+            self._not_written([entry.payment_code], exc)
 
     def note(self, entry: LedgerEntry) -> None:
         # Every cache miss notes its bill: one locked append per miss would cost more than the
         # rest of the miss. The ledger is a hint (a crash loses at most NOTE_DELAY seconds of
         # it: those VAs are not reconciled), so notes are written together, off the request.
-        self._noted.append(entry)
+        self._queue(entry.encode(), entry.payment_code)
+
+    def forget(self, payment_code: str) -> None:
+        # In the same queue as the notes: a VA's tombstone never lands before its note.
+        self._queue(_tombstone(payment_code), payment_code)
+
+    def _queue(self, line: bytes, payment_code: str) -> None:
+        self._noted.append((line, payment_code))
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(NOTE_DELAY, self._write_noted)
 
@@ -86,29 +94,30 @@ class FileLedger(InquiryLedger):
         noted, self._noted = self._noted, []
         if not noted:
             return
-        data = b"".join(entry.encode() + b"\n" for entry in noted)
+        data = b"".join(line + b"\n" for line, _ in noted)
+        codes = [code for _, code in noted]
         try:
             self._append_nowait(data)
         except BlockingIOError:  # a compaction holds the lock: wait for it in a task
-            task = asyncio.get_running_loop().create_task(self._append_later(noted, data))
+            task = asyncio.get_running_loop().create_task(self._append_later(codes, data))
             self._noting.add(task)
             task.add_done_callback(self._noting.discard)
         except Exception as exc:  # a hint must never fail the inquiry that records it
-            self._not_written(noted, exc)
+            self._not_written(codes, exc)
 
-    async def _append_later(self, noted: list[LedgerEntry], data: bytes) -> None:
+    async def _append_later(self, codes: list[str], data: bytes) -> None:
         try:
             await self._append(data)
         except Exception as exc:
-            self._not_written(noted, exc)
+            self._not_written(codes, exc)
 
-    def _not_written(self, entries: list[LedgerEntry], exc: BaseException) -> None:
+    def _not_written(self, codes: list[str], exc: BaseException) -> None:
         _log.warning(
             "inquiry ledger %s not written (%s); VA %s%s will not be reconciled",
             self.path,
             type(exc).__name__,
-            mask_va(entries[0].payment_code),
-            f" and {len(entries) - 1} more" if len(entries) > 1 else "",
+            mask_va(codes[0]),
+            f" and {len(codes) - 1} more" if len(codes) > 1 else "",
         )
 
     async def due(self, older_than: float, newer_than: float, limit: int) -> list[LedgerEntry]:
@@ -121,8 +130,7 @@ class FileLedger(InquiryLedger):
 
     async def settle(self, payment_code: str) -> None:
         self._write_noted()  # a note of this VA must not land after its tombstone
-        line = {"code": payment_code, "settled": True}
-        await self._append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+        await self._append(_tombstone(payment_code) + b"\n")
 
     async def close(self) -> None:
         self._write_noted()
@@ -241,3 +249,7 @@ def _compact(lock_path: Path, path: Path) -> int:
         return len(data)
     finally:
         os.close(lock)
+
+
+def _tombstone(payment_code: str) -> bytes:
+    return json.dumps({"code": payment_code, "settled": True}, separators=(",", ":")).encode()

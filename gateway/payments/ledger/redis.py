@@ -44,6 +44,7 @@ class RedisLedger(InquiryLedger):
         self._keys = [f"{base}entries", f"{base}answered"]
         self._batch = Batcher(client, 5.0)
         self._record_sha = script_sha("ledger_record")
+        self._settle_sha = script_sha("ledger_settle")
         self._settle = client.register_script(script("ledger_settle"))
         self._breaker = Breaker(
             client.ping,
@@ -77,6 +78,16 @@ class RedisLedger(InquiryLedger):
             script("ledger_record"),
             self._keys,
             self._args(entry),
+            on_error=self._breaker.failed,
+        )
+
+    def forget(self, payment_code: str) -> None:
+        # On the same connection as the notes, after them: never before a note of this VA.
+        self._batch.fire_script(
+            self._settle_sha,
+            script("ledger_settle"),
+            self._keys,
+            [payment_code],
             on_error=self._breaker.failed,
         )
 

@@ -17,7 +17,7 @@ from ...payments.ledger.base import InquiryLedger
 from ...snap.answers import error_body, json_bytes
 from ...snap.codes import Case, Service
 from ...snap.errors import SnapError
-from ...snap.models import Bill, BillStatus, Payment
+from ...snap.models import Payment
 from ...snap.payment import parse_payment, render_ack
 from ...state.base import StoredAnswer
 from ..asgi import RawRequest, Send, send_json
@@ -100,7 +100,8 @@ class PaymentHandler:
         rt.metrics.payments.labels("new" if new else "duplicate").inc()
         if new:
             await self._invalidate(payment)
-            await self._settle(payment.payment_code)
+            # The VA was paid: `reconcile` need not ask DOKU about it (a hint: not awaited).
+            self.ledger.forget(payment.payment_code)
         if (
             self.sync
             and not await self.journal.is_delivered(stored.payment_request_id)
@@ -110,13 +111,6 @@ class PaymentHandler:
             return error_body(SnapError(Case.GENERAL_ERROR, detail="payment hook failed"), _SERVICE)
         return 200, render_ack(stored.body)
 
-    async def _settle(self, payment_code: str) -> None:
-        """The VA was paid: `reconcile` need not ask DOKU about it."""
-        try:
-            await self.ledger.settle(payment_code)
-        except Exception:
-            _log.warning("could not settle the inquiry ledger after a payment", exc_info=True)
-
     async def _invalidate(self, payment: Payment) -> None:
         """A paid bill's cached answer must not be served again, unless the VA is reusable.
 
@@ -124,20 +118,12 @@ class PaymentHandler:
         bill payable; so a closed bill is answered "already paid" from the cache meanwhile (the
         delivery drops that entry once the hook returned, and the resolver decides again).
         """
-        state = self.runtime.state
         try:
-            cached = await state.get(payment.payment_code)
-            if isinstance(cached, Bill) and cached.reusable:
-                return
-            if isinstance(cached, Bill):
-                closed = cached.trx_type == "C"
-            else:
-                closed = payment.trx_type in (None, "C")
-            if closed:
-                ttl = self.runtime.settings.cache.final_ttl
-                await state.put(payment.payment_code, BillStatus.ALREADY_PAID, ttl)
-            else:
-                await state.invalidate(payment.payment_code)
+            await self.runtime.state.mark_paid(
+                payment.payment_code,
+                payment.trx_type in (None, "C"),
+                self.runtime.settings.cache.final_ttl,
+            )
         except Exception:
             _log.warning("could not invalidate the cached answer after a payment", exc_info=True)
 

@@ -16,8 +16,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.doku.simulator import DokuSimulator, inquiry_body
+from gateway.doku.simulator import DokuSimulator, inquiry_body, payment_body
 from gateway.metrics import Metrics
+from gateway.payments.journal.redis import RedisJournal
 from gateway.state.redis import RedisState
 from gateway.web.app import create_app
 
@@ -34,13 +35,16 @@ class Counter:
     """Round trips of the state backend: pipelines of its batch, plus commands sent alone."""
 
     state: RedisState
+    journal: RedisJournal
     alone: int = 0
     at_answer: list[int] = field(default_factory=list)
 
     def total(self) -> int:
-        batch = self.state._batch
-        assert batch is not None
-        return batch.round_trips + self.alone
+        """Round trips of the state and the journal's appends (the deliverer's reads, in the
+        background on the journal's own connections, are not the request's)."""
+        batch, appends = self.state._batch, self.journal._batch
+        assert batch is not None and appends is not None
+        return batch.round_trips + appends.round_trips + self.alone
 
     def queued(self) -> bool:
         batch = self.state._batch
@@ -56,6 +60,11 @@ class Gateway:
     token: str
     simulator: DokuSimulator
     probe: aioredis.Redis
+
+    async def pay(self, code: str, payment_request_id: str) -> httpx.Response:
+        document = payment_body(code, PARTNER, "25000.00", payment_request_id=payment_request_id)
+        request = self.simulator.payment_request(self.token, document)
+        return await self.simulator.send(self.http, request)
 
     async def inquire(self, code: str) -> httpx.Response:
         request = self.simulator.inquiry_request(self.token, inquiry_body(code, PARTNER))
@@ -75,7 +84,8 @@ class Gateway:
 async def gateway(keys: Keys, redis_server: RedisServer) -> AsyncIterator[Gateway]:
     settings = make_settings(keys, cache={"url": redis_server.url})
     state = RedisState.from_settings(settings.cache, Metrics())
-    counter = Counter(state)
+    journal = RedisJournal.from_settings(settings.cache, settings.payment)
+    counter = Counter(state, journal)
     client = state._redis
     execute = client.execute_command
 
@@ -84,7 +94,7 @@ async def gateway(keys: Keys, redis_server: RedisServer) -> AsyncIterator[Gatewa
         return await execute(*args, **options)
 
     client.execute_command = counted
-    app = create_app(settings, state=state)
+    app = create_app(settings, state=state, journal=journal)
 
     async def observed(
         scope: Message,
@@ -149,3 +159,28 @@ async def test_a_miss_for_an_unknown_bill_releases_the_lock_with_its_answer(
 
 def answer_key(code: str) -> str:
     return f"doku-gateway:v1:{{{code}}}:a"
+
+
+async def test_a_payment_is_acknowledged_after_its_claim_and_one_journal_write(
+    gateway: Gateway,
+) -> None:
+    counter = gateway.counter
+    # A first payment loads the journal's and the cache's scripts (once per Redis lifetime).
+    assert (await gateway.pay("8889900005554", "PAY-RT-0")).status_code == 200
+    assert (await gateway.inquire("8889900005555")).status_code == 200
+    await gateway.settled("8889900005555")
+    before = counter.total()
+    appends, claims = gateway.counter.journal._batch, gateway.state._batch
+    assert appends is not None and claims is not None
+    appended, claimed = appends.round_trips, claims.round_trips
+    response = await gateway.pay("8889900005555", "PAY-RT-1")
+    assert response.json()["responseCode"] == "2002500"
+    # The replay claim, then the one durable journal write: two round trips before the ack.
+    assert counter.at_answer[-1] - before == 2
+    assert appends.round_trips - appended == 1
+    await gateway.settled("8889900005555")
+    # After the ack: "already paid" in the cache and the replay record, in one pipeline. (The
+    # background delivery's own commands, which follow, are not the request's.)
+    assert claims.round_trips - claimed == 2
+    again = await gateway.inquire("8889900005555")
+    assert again.json()["responseCode"] == "4042414"
