@@ -212,9 +212,7 @@ def test_oversized_head_pipelined_behind_a_request_closes_after_its_answer(
         ("max_json_depth", 513),  # deeper would near Python's recursion limit
     ],
 )
-def test_limits_out_of_range_are_configuration_errors(
-    keys: Keys, key: str, value: float
-) -> None:
+def test_limits_out_of_range_are_configuration_errors(keys: Keys, key: str, value: float) -> None:
     with pytest.raises(ConfigError) as caught:
         make_settings(keys, http={key: value})
     assert caught.value.key == f"http.{key}"
