@@ -1,6 +1,5 @@
 """gateway.resolvers.plugins: listing installed resolver plugins, and writing a new one that
-passes its
-own generated contract tests."""
+passes its own generated contract tests."""
 
 from __future__ import annotations
 
