@@ -131,23 +131,33 @@ class Deliverer:
                     continue
                 self._journal_failures.succeeded()
                 self._count_unreadable()
+                if not lease.entries:
+                    continue
+                # In order per VA, concurrently across VAs: a payday burst is thousands of VAs
+                # paid once each, and one hook at a time would fall behind the acks.
+                by_va: dict[str, list[JournalEntry]] = {}
                 for entry in lease.entries:
-                    if self._stopping.is_set():
-                        break
-                    self._delivering.add(shard)
-                    try:
-                        handled = await self._deliver(shard, entry)
-                        if handled:
-                            await self.journal.done(shard, entry)
-                    finally:
-                        self._delivering.discard(shard)
-                    if not handled:
-                        break
+                    by_va.setdefault(entry.payment_code, []).append(entry)
+                self._delivering.add(shard)
+                try:
+                    await asyncio.gather(
+                        *(self._deliver_in_order(shard, entries) for entries in by_va.values())
+                    )
+                finally:
+                    self._delivering.discard(shard)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._journal_failures.failed(exc)
                 await self._sleep(1.0)
+
+    async def _deliver_in_order(self, shard: int, entries: list[JournalEntry]) -> None:
+        """One VA's entries, one after the other; stops at the first not handled (the
+        deliverer is stopping: it stays in the journal, and so do the ones behind it)."""
+        for entry in entries:
+            if self._stopping.is_set() or not await self._deliver(shard, entry):
+                return
+            await self.journal.done(shard, entry)
 
     def _count_unreadable(self) -> None:
         unreadable = self.journal.unreadable

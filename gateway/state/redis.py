@@ -232,9 +232,15 @@ class RedisState(StateBackend):
 
     # -- answer cache ---------------------------------------------------------------------------
 
+    async def _command(self, *command: Any) -> Any:
+        """One command, in the next pipeline when there is one (cluster: on its own)."""
+        if self._batch is not None:
+            return await self._batch.submit(*command)
+        return await self._redis.execute_command(*command)
+
     async def get(self, cache_key: str) -> Outcome | None:
         async def remote() -> Outcome | None:
-            return self._decode_cached(await self._redis.get(self._answer_key(cache_key)))
+            return self._decode_cached(await self._command("GET", self._answer_key(cache_key)))
 
         return await self._run(remote, lambda: self._fallback.get(cache_key))
 
@@ -243,15 +249,19 @@ class RedisState(StateBackend):
             return
 
         async def remote() -> None:
-            await self._redis.set(
-                self._answer_key(cache_key), encode_outcome(outcome), px=max(int(ttl * 1000), 1)
+            await self._command(
+                "SET",
+                self._answer_key(cache_key),
+                encode_outcome(outcome),
+                "PX",
+                max(int(ttl * 1000), 1),
             )
 
         await self._run(remote, lambda: self._fallback.put(cache_key, outcome, ttl))
 
     async def invalidate(self, cache_key: str) -> None:
         async def remote() -> None:
-            await self._redis.delete(self._answer_key(cache_key))
+            await self._command("DEL", self._answer_key(cache_key))
 
         await self._fallback.invalidate(cache_key)
         await self._run(remote, _none)
