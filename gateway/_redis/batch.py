@@ -9,6 +9,7 @@ one gathers behind it. Callers still await their own result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -165,10 +166,15 @@ class Batcher:
             await asyncio.gather(*waiting, return_exceptions=True)
 
     async def drain(self) -> None:
-        """Send what is queued, then stop the sender and close its connection."""
-        if self._pending and self._sender is not None and not self._sender.done():
-            futures = [future for _, future in self._pending]
-            await asyncio.gather(*futures, return_exceptions=True)
+        """Send what is queued (script reloads included), then stop the sender and close its
+        connection."""
+        if self._sender is not None and not self._sender.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await self.flush()
+        for reload in list(self._reloads):  # still running past the timeout: give up on them
+            reload.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
