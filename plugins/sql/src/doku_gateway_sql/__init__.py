@@ -8,6 +8,7 @@ such as ``doku-gateway-topup``, build on the same connection handling.
 
 from ._bills import COLUMNS, bill_from_row
 from ._database import CONNECTION_OPTIONS, Database, DatabaseOptions, Statement
+from ._lifecycle import DatabaseResolver
 from ._payments import (
     PAYMENT_PARAMETERS,
     PaymentRecorder,
@@ -27,6 +28,7 @@ __all__ = [
     "QUERY_PARAMETERS",
     "Database",
     "DatabaseOptions",
+    "DatabaseResolver",
     "PaymentRecorder",
     "SqlResolver",
     "Statement",

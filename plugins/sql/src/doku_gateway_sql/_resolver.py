@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import String
 from sqlalchemy.types import TypeEngine
 
-from gateway import BillStatus, Inquiry, Outcome, Payment, ResolverContext, ResolverError
+from gateway import BillStatus, Inquiry, Outcome, Payment, ResolverError
 
 from ._bills import bill_from_row
 from ._database import CONNECTION_OPTIONS, Database, DatabaseOptions, Statement
+from ._lifecycle import DatabaseResolver
 from ._payments import PAYMENT_PARAMETERS, PaymentRecorder
 
 __all__ = ["QUERY_PARAMETERS", "SqlResolver", "zone_option"]
@@ -40,7 +41,7 @@ _OPTIONS = (
 )
 
 
-class SqlResolver:
+class SqlResolver(DatabaseResolver):
     """Looks each bill up with ``query`` in PostgreSQL or MySQL/MariaDB.
 
     ``options``: ``dsn`` and ``query`` (required); ``timezone`` (IANA name for timestamps
@@ -52,6 +53,8 @@ class SqlResolver:
     row that is not a valid bill, is a :class:`~gateway.ResolverError` (logged, ``5002401``).
     A database that is down, slow or failing raises :class:`~gateway.ResolverUnavailable`.
     """
+
+    kind = "sql"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -79,35 +82,6 @@ class SqlResolver:
                 "option 'payment_statement' needs 'payments_table': the table is what makes "
                 "the statement run once per payment"
             )
-
-    @classmethod
-    def check(cls, options: Mapping[str, Any]) -> list[str]:
-        """What is wrong with ``options`` (``doku-gateway check-config``); no connection made."""
-        try:
-            cls(options)
-        except ValueError as exc:
-            return [str(exc)]
-        return []
-
-    async def startup(self, context: ResolverContext) -> None:
-        """Open the pool and try one connection; a database that is down is only logged."""
-        self.database.logger = context.logger
-        await self.database.open()
-        # The gateway starts even when the database is down (inquiries get 5042400 and
-        # /readyz reports it) and recovers without a restart when it comes back.
-        if not await self.database.ping():
-            context.logger.warning(
-                "sql resolver started without a database connection (%s)",
-                self.database.options.safe_dsn,
-            )
-
-    async def shutdown(self) -> None:
-        """Close the pool; safe to call more than once."""
-        await self.database.close()
-
-    async def health(self) -> bool:
-        """True while ``SELECT 1`` succeeds within the timeouts."""
-        return self.database.is_open and await self.database.ping()
 
     async def resolve(self, inquiry: Inquiry) -> Outcome:
         values = {

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from doku_gateway_sql import CONNECTION_OPTIONS, Database, DatabaseOptions
+from doku_gateway_sql import CONNECTION_OPTIONS, Database, DatabaseOptions, DatabaseResolver
 from sqlalchemy import Numeric, String, bindparam, column, insert, table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import Insert
@@ -31,7 +31,6 @@ from gateway import (
     Inquiry,
     Outcome,
     Payment,
-    ResolverContext,
     ResolverError,
 )
 
@@ -87,7 +86,7 @@ def holder_name(name: str) -> str:
     return cleaned[:255]
 
 
-class TopUp:
+class TopUp(DatabaseResolver):
     """Top-up accounts in PostgreSQL or MySQL/MariaDB (``schema/*.sql`` of this package).
 
     ``options``: the connection options of ``doku-gateway-sql`` (``dsn`` required;
@@ -95,6 +94,8 @@ class TopUp:
     ``pre_ping``) and ``cache_ttl`` (seconds the gateway may reuse an account's answer,
     default 60).
     """
+
+    kind = "topup"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -111,27 +112,6 @@ class TopUp:
             raise ValueError("option 'cache_ttl' must be a non-negative number of seconds")
         self.cache_ttl = float(cache_ttl)
         self._credit = _credit_statement(self.database.family)
-
-    @classmethod
-    def check(cls, options: Mapping[str, Any]) -> list[str]:
-        """What is wrong with ``options`` (``doku-gateway check-config``); no connection made."""
-        try:
-            cls(options)
-        except ValueError as exc:
-            return [str(exc)]
-        return []
-
-    async def startup(self, context: ResolverContext) -> None:
-        self.database.logger = context.logger
-        await self.database.open()
-        if not await self.database.ping():
-            context.logger.warning("topup resolver started without a database connection")
-
-    async def shutdown(self) -> None:
-        await self.database.close()
-
-    async def health(self) -> bool:
-        return self.database.is_open and await self.database.ping()
 
     async def resolve(self, inquiry: Inquiry) -> Outcome:
         async with self.database.connect() as connection:
