@@ -22,7 +22,7 @@ from gateway import Bill, Inquiry
 from gateway.config import CacheSettings
 from gateway.payments.ledger import create_ledger
 from gateway.payments.ledger.base import InquiryLedger, LedgerEntry
-from gateway.payments.ledger.file import FileLedger
+from gateway.payments.ledger.file import FileLedger, _fold, _live_count
 from gateway.payments.ledger.redis import RedisLedger
 
 from ..support import Keys, RedisServer, make_settings
@@ -304,3 +304,16 @@ async def test_any_echoed_string_round_trips_and_spares_its_batch(tmp_path: Path
     ledger.note(plain)
     assert await ledger.due(1000.0, 0.0, 10) == [odd, plain]
     await ledger.close()
+
+
+def test_live_count_agrees_with_the_fold() -> None:
+    # The compaction decides from a cheap count; it must count what the full parse keeps.
+    lines = [
+        entry("1", 1.0).encode(),
+        entry("2", 2.0).encode(),
+        entry("1", 3.0).encode(),
+        b'{"code":"888992","settled":true}',
+        b'{"psid":"   88899","code":"888993","cust":"3","va":"x","inq":"i","trx":null,"at":4}',
+        b'{"code":"888994","sett',  # torn
+    ]
+    assert _live_count(lines) == len(_fold(lines)) == 2
