@@ -131,6 +131,7 @@ class FileJournal(Journal):
         self._history: deque[str] = deque()  # delivered entries held, oldest delivery first
         self._gone: OrderedDict[str, tuple[float, str]] = OrderedDict()  # compacted ids
         self._paid: dict[str, float] = {}  # VA → latest received_at
+        self._paid_pruned = 0  # its size after the last pruning
         self._seq = 0
         self._set_aside: list[tuple[int, bytes]] = []  # unreadable lines, for unreadable.log
         # Bytes of payments.jsonl taken in, and which file that was. Lines appended later, by
@@ -515,7 +516,11 @@ class FileJournal(Journal):
         self._delivered &= self._entries.keys()
         self._handled &= self._entries.keys()
         self._set_aside.clear()
-        self._paid = {code: at for code, at in self._paid.items() if at >= cutoff}
+        # Pruned when it has doubled since the last pruning: a scan of every VA paid in the
+        # last days on each compaction would stall the event loop under a payday burst.
+        if len(self._paid) >= 2 * self._paid_pruned + 1024:
+            self._paid = {code: at for code, at in self._paid.items() if at >= cutoff}
+            self._paid_pruned = len(self._paid)
         for entry in self._entries.values():
             self._paid[entry.payment_code] = max(
                 self._paid.get(entry.payment_code, 0.0), entry.received_at
