@@ -109,7 +109,8 @@ def test_loads_from_import_string_and_entry_point() -> None:
     ]
     resolvers = ResolverSet.from_settings(settings, 3.0)
     assert [r.name for r in resolvers.routes] == ["imported", "entry"]
-    assert resolvers.route("1").name == "entry"
+    default = resolvers.route("1")
+    assert default is not None and default.name == "entry"
 
 
 @pytest.mark.parametrize(
