@@ -211,6 +211,7 @@ def report(soak: Soak, args: argparse.Namespace, started: float) -> dict[str, ob
         "minutes": args.minutes,
         "connections": args.connections,
         "replay_cap": args.replay_cap,
+        "cache_cap": args.cache_cap,
         "requests": soak.requests,
         "requests_per_second": round(soak.requests / max(time.monotonic() - started, 1e-9), 1),
         "rss_mib_after_warmup": round(warm[0].rss_kib / 1024, 1) if warm else None,
@@ -233,6 +234,12 @@ def main() -> int:
         default=50_000,
         help="cache.replay_max_entries (embedded backend), small so that a short soak reaches it",
     )
+    parser.add_argument(
+        "--cache-cap",
+        type=int,
+        default=100_000,
+        help="cache.max_entries (answers kept in process), lower to reach it in a short soak",
+    )
     parser.add_argument("--sample-every", type=float, default=2.0)
     parser.add_argument("--keep-tmp", action="store_true")
     args = parser.parse_args()
@@ -241,6 +248,7 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="doku-gateway-soak-"))
     env = {
         "DOKU_GATEWAY_CACHE_REPLAY_MAX_ENTRIES": str(args.replay_cap),
+        "DOKU_GATEWAY_CACHE_MAX_ENTRIES": str(args.cache_cap),
         "DOKU_GATEWAY_LOG_LEVEL": "WARNING",
     }
     try:
