@@ -13,7 +13,15 @@ from typing import Any, TypeAlias
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError
 
-__all__ = ["Subcommands", "describe", "fail", "load", "print_json", "with_base_url"]
+__all__ = [
+    "Subcommands",
+    "describe",
+    "fail",
+    "load",
+    "log_secrets",
+    "print_json",
+    "with_base_url",
+]
 
 # A string: argparse's class is not subscriptable at run time.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -62,3 +70,16 @@ def version() -> str:
         from .. import __version__
 
         return __version__
+
+
+def log_secrets(settings: Settings) -> list[str]:
+    """Every secret value the logs must never show: the client secrets (current and next),
+    the private key's password, and each value that came from ``env:`` or ``file:``."""
+    credentials = settings.credentials
+    values = [
+        credentials.client_secret,
+        credentials.client_secret_next,
+        credentials.merchant_private_key_password,
+        *settings.redacted,
+    ]
+    return [value for value in values if value]

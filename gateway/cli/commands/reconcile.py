@@ -20,7 +20,7 @@ from ...exceptions import ConfigError
 from ...log import configure_logging
 from ...payments.ledger import create_ledger
 from ...payments.reconcile import Reconciler, ReconcileReport
-from .._common import Subcommands, load, with_base_url
+from .._common import Subcommands, load, log_secrets, with_base_url
 
 __all__ = ["register"]
 
@@ -59,7 +59,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         return 2
     # The CLI configures logging once; when embedded (tests, cli.main already set up) leave it.
     if not logging.getLogger().handlers:
-        configure_logging(settings.log_level, [settings.credentials.client_secret])
+        configure_logging(settings.log_level, log_secrets(settings), settings.log_format)
     try:
         report = asyncio.run(_run(settings, args.min_age, args.max_age))
     except ConfigError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...config import Settings, load_settings
 from ...log import configure_logging
-from .._common import Subcommands
+from .._common import Subcommands, log_secrets
 
 
 def register(commands: Subcommands) -> None:
@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
             http, host=args.host or http.host, port=http.port if args.port is None else args.port
         )
         settings = settings.replace(http=http)
-    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
+    configure_logging(settings.log_level, log_secrets(settings), settings.log_format)
     metrics = Metrics()
     app = create_app(settings, metrics=metrics)
     if settings.demo:
@@ -70,10 +70,6 @@ def _serve(args: argparse.Namespace) -> int:
     )
     DrainingServer(config, app.state.health.drain, http.shutdown_delay).run()
     return 0
-
-
-def _secrets(settings: Settings) -> list[str]:
-    return [settings.credentials.client_secret, *settings.redacted]
 
 
 def _print_demo_banner(settings: Settings, demo_dir: str) -> None:

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .._common import Subcommands
+from .._common import Subcommands, fail
 
 
 def register(commands: Subcommands) -> None:
@@ -48,7 +48,10 @@ def _sign(args: argparse.Namespace) -> int:
         if not args.private_key or not args.client_id:
             print("doku-gateway: --asymmetric needs --private-key and --client-id", file=sys.stderr)
             return 2
-        key = load_private_key(Path(args.private_key).read_bytes())
+        try:
+            key = load_private_key(Path(args.private_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            return fail(f"cannot read the private key {args.private_key}: {exc}", 2)
         print(f"string-to-sign: {args.client_id}|{timestamp}")
         print(f"X-TIMESTAMP:    {timestamp}")
         print(f"X-SIGNATURE:    {sign_asymmetric(key, args.client_id, timestamp)}")
@@ -58,7 +61,10 @@ def _sign(args: argparse.Namespace) -> int:
         print("doku-gateway: give --secret or set DOKU_GATEWAY_DOKU_CLIENT_SECRET", file=sys.stderr)
         return 2
     secret = resolve_reference(secret, "--secret", env)
-    raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    except OSError as exc:
+        return fail(f"cannot read the body {args.body}: {exc}", 2)
     try:
         document = json.loads(raw) if raw.strip() else None
     except ValueError:
