@@ -762,6 +762,10 @@ def _validate(
         add("payment.max_attempts", "must be at least 1")
     if payment.journal_keep_delivered < 0:
         add("payment.journal_keep_delivered", "must be at least 0")
+    if payment.wait_replicas and "+cluster" in cache.url.split("://", 1)[0]:
+        # WAIT counts the writes of its own connection; a cluster client sends it to another
+        # connection than the append's, where it would count nothing and always pass.
+        add("payment.wait_replicas", "is not supported with redis+cluster:// (use 0)")
     if payment.journal == "redis" and is_memory_url(cache.url):
         add("payment.journal", "redis journal needs a Redis cache.url")
     client: ClientSettings = sections["client"]

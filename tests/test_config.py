@@ -336,3 +336,12 @@ def test_single_problem_error_is_one_line(keys: Keys) -> None:
         settings_from_mapping(data, {})
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("cache.url: ")
+
+
+def test_waiting_for_replicas_is_refused_on_a_cluster(keys: Keys) -> None:
+    # The cluster client would send WAIT on another connection than the append's.
+    with pytest.raises(ConfigError) as caught:
+        make_settings(
+            keys, cache={"url": "redis+cluster://127.0.0.1:7000"}, payment={"wait_replicas": 1}
+        )
+    assert caught.value.key == "payment.wait_replicas"

@@ -57,7 +57,6 @@ class Deliverer:
         self.resolvers = resolvers
         self.settings = settings
         self.metrics = metrics
-        self.state = state
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._delivering: set[int] = set()  # shards with a delivery under way
@@ -140,9 +139,11 @@ class Deliverer:
                     by_va.setdefault(entry.payment_code, []).append(entry)
                 self._delivering.add(shard)
                 try:
-                    await asyncio.gather(
-                        *(self._deliver_in_order(shard, entries) for entries in by_va.values())
-                    )
+                    # A task group: when one VA's step fails (a Redis blip), the others are
+                    # cancelled, not left running beside the next read of the same entries.
+                    async with asyncio.TaskGroup() as group:
+                        for entries in by_va.values():
+                            group.create_task(self._deliver_in_order(shard, entries))
                 finally:
                     self._delivering.discard(shard)
             except asyncio.CancelledError:
@@ -189,7 +190,10 @@ class Deliverer:
                     await self.journal.dead_letter(entry, error, attempts)
                     self._hooked.discard(entry.payment_request_id)
                     self.metrics.deliveries.labels("dead_letter").inc()
-                    self.metrics.dead_letters.set(len(await self.journal.dead_letters()))
+                    try:  # a gauge: failing to read it must not park the payment twice
+                        self.metrics.dead_letters.set(len(await self.journal.dead_letters()))
+                    except Exception as refresh:
+                        _log.warning("dead-letter count not refreshed: %s", refresh)
                     _log.error(
                         "payment %s parked as a dead letter after %d attempts: %s",
                         entry.payment_request_id,

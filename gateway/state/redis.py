@@ -196,7 +196,7 @@ class RedisState(StateBackend):
         if self._breaker.open:
             await self._fallback.finish(replay_key, fingerprint, answer, replay_ttl)
         elif self._batch is not None:
-            self._batch.fire("SET", key, value, "PX", ttl_ms)
+            self._batch.fire("SET", key, value, "PX", ttl_ms, on_error=self._failed)
         else:
             task = asyncio.create_task(self._finish(key, value, ttl_ms))
             self._tasks.add(task)
@@ -358,9 +358,11 @@ class RedisState(StateBackend):
         return removed
 
     async def close(self) -> None:
-        await self._breaker.close()
+        # Drained first: a fired command failing now must not start a probe after the breaker
+        # was closed.
         if self._batch is not None:
             await self._batch.drain()
+        await self._breaker.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()

@@ -109,6 +109,23 @@ async def test_missing_replicas_refuse_the_append(redis_server: RedisServer) -> 
         await backend.close()
 
 
+async def test_the_wait_for_replicas_travels_with_its_append(redis_server: RedisServer) -> None:
+    # WAIT counts its own connection's writes: sent apart (after a reconnect) it would count
+    # nothing and pass. Queued together, the append and its WAIT are one pipeline.
+    backend = journal(redis_server, wait_replicas=1)
+    try:
+        with pytest.raises(OSError, match="replica"):
+            await backend.append(entry("PR-W1"))  # loads the script, then WAIT times out
+        batch = backend._batch
+        assert batch is not None
+        before = batch.round_trips
+        with pytest.raises(OSError, match="0 replica"):
+            await backend.append(entry("PR-W2"))
+        assert batch.round_trips - before == 1
+    finally:
+        await backend.close()
+
+
 async def test_an_append_is_one_script_call_before_the_ack(
     redis_server: RedisServer, redis_journal: RedisJournal
 ) -> None:

@@ -212,7 +212,11 @@ class FileJournal(Journal):
                 batch, self._writes = self._writes, []
                 await self._commit(batch)
             elif self._compaction_due():
-                await self._compact()
+                try:
+                    await self._compact()
+                except Exception:  # the writer must outlive it: appends are queued behind
+                    _log.exception("payment journal %s not compacted", self._entries_path)
+                    self._compact_after = self._clock() + _RETRY_COMPACTION
             else:
                 return
 

@@ -23,13 +23,14 @@ anything after it, is never trimmed.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import zlib
 from dataclasses import replace
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..._redis.batch import Batcher
 from ..._redis.connect import connect
@@ -111,27 +112,47 @@ class RedisJournal(Journal):
             self._key("paid:", entry.payment_code),
         ]
         args = [data, _KEEP_MS, _bytes(entry.payment_request_id)]
+        replicas = self._settings.wait_replicas
+        acknowledged = replicas
         if self._batch is not None:
-            new, value = await self._batch.script(self._append_sha, script("append"), keys, args)
+            new, value, waited = await self._append_batched(keys, args, replicas)
+            if waited is not None:
+                acknowledged = waited
         else:
             new, value = await self._append(keys=keys, args=args)
+            if replicas:
+                acknowledged = await self._redis.wait(replicas, 1000)
         # Also for a duplicate: a retry after a failed WAIT must not be acknowledged before the
         # entry reached the replicas either.
-        if self._settings.wait_replicas:
-            if self._batch is not None:  # after the append, on the append's connection
-                waited = self._batch.submit("WAIT", self._settings.wait_replicas, 1000)
-                acknowledged = int(await waited)
-            else:
-                acknowledged = await self._redis.wait(self._settings.wait_replicas, 1000)
-            if acknowledged < self._settings.wait_replicas:
-                raise OSError(
-                    f"payment reached {acknowledged} replica(s), "
-                    f"{self._settings.wait_replicas} required"
-                )
+        if replicas and acknowledged < replicas:
+            raise OSError(f"payment reached {acknowledged} replica(s), {replicas} required")
         if new:
             return entry.with_id(_text(value)), True
         entry_id, _, stored = _text(value).partition("\n")
         return JournalEntry.decode(stored, entry_id), False
+
+    async def _append_batched(
+        self, keys: list[Any], args: list[Any], replicas: int
+    ) -> tuple[Any, Any, int | None]:
+        """The append and, with ``wait_replicas``, its WAIT queued together: they travel in one
+        pipeline on one connection, so the WAIT counts this append's write (WAIT counts its own
+        connection's writes: sent after a reconnect, on its own, it would count nothing)."""
+        assert self._batch is not None
+        for attempt in (1, 2):
+            command = ("EVALSHA", self._append_sha, len(keys), *keys, *args)
+            appended = self._batch.submit(*command)
+            waited = self._batch.submit("WAIT", replicas, 1000) if replicas else None
+            try:
+                new, value = await appended
+            except NoScriptError:
+                if waited is not None:
+                    await asyncio.gather(waited, return_exceptions=True)
+                if attempt == 2:
+                    raise
+                await self._redis.script_load(script("append"))  # Redis restarted: once
+                continue
+            return new, value, None if waited is None else int(await waited)
+        raise AssertionError("unreachable")
 
     async def _ensure_group(self, shard: int) -> None:
         if shard in self._groups:

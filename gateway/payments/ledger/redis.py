@@ -83,6 +83,8 @@ class RedisLedger(InquiryLedger):
 
     def forget(self, payment_code: str) -> None:
         # On the same connection as the notes, after them: never before a note of this VA.
+        if self._breaker.open:
+            return
         self._batch.fire_script(
             self._settle_sha,
             script("ledger_settle"),

@@ -178,14 +178,14 @@ async def test_a_payment_is_acknowledged_after_its_claim_and_one_journal_write(
     journal, claims = gateway.counter.journal, gateway.state._batch
     assert journal._batch is not None and claims is not None
     appends: list[int] = []
-    send_script = journal._batch.script
+    submit = journal._batch.submit
 
-    async def counted_script(sha: str, source: str, keys: list[Any], args: list[Any]) -> Any:
-        if sha == journal._append_sha:
+    def counted_submit(*command: Any) -> Any:
+        if command[:2] == ("EVALSHA", journal._append_sha):
             appends.append(claims.round_trips)
-        return await send_script(sha, source, keys, args)
+        return submit(*command)
 
-    journal._batch.script = counted_script  # type: ignore[method-assign]
+    journal._batch.submit = counted_submit  # type: ignore[method-assign]
     claimed = claims.round_trips
     response = await gateway.pay("8889900005555", "PAY-RT-1")
     assert response.json()["responseCode"] == "2002500"
