@@ -86,11 +86,19 @@ async def call(app: Any, request: SignedRequest, external_id: str) -> tuple[int,
     return status, b"".join(chunks)
 
 
-async def measure(app: Any, requests: list[SignedRequest], count: int) -> float:
+async def measure(
+    app: Any, requests: list[SignedRequest], count: int, concurrency: int = 1
+) -> float:
+    """Microseconds per request, ``concurrency`` callers at a time (like wrk's connections)."""
     prefix = secrets.token_hex(4)  # X-EXTERNAL-IDs never repeat across runs: no replays
+    indexes = iter(range(count))
+
+    async def caller() -> None:
+        for index in indexes:
+            await call(app, requests[index % len(requests)], f"{prefix}-{index}")
+
     started = time.perf_counter()
-    for index in range(count):
-        await call(app, requests[index % len(requests)], f"{prefix}-{index}")
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
     return (time.perf_counter() - started) / count * 1e6
 
 
@@ -117,6 +125,9 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--backend", default="memory://")
     parser.add_argument("--mode", choices=("hit", "miss", "payment"), default="hit")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (default 1)"
+    )
     parser.add_argument("--profile", help="write cProfile stats of the measured gateway run here")
     args = parser.parse_args()
     directory = tempfile.mkdtemp()
@@ -143,13 +154,13 @@ async def main() -> None:
         if profiler is not None:
             profiler.enable()
         rest = requests[1:] or requests  # hit: the one request again
-        gateway_us = await measure(app, rest, args.requests - 1)
+        gateway_us = await measure(app, rest, args.requests - 1, args.concurrency)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
     bare = bare_app(answer)
     await measure(bare, requests, 500)
-    bare_us = await measure(bare, requests, args.requests)
+    bare_us = await measure(bare, requests, args.requests, args.concurrency)
     print(
         f"{args.mode}: gateway {gateway_us:7.1f} us/request   "
         f"bare starlette {bare_us:7.1f} us/request   "

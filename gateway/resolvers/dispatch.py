@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._eager import within
 from ..config import ResolverSettings
 from ..exceptions import ConfigError, ResolverError, ResolverUnavailable
 from ..log import get_logger
@@ -70,8 +71,9 @@ class ResolverSet:
         Raises :class:`ResolverUnavailable` (also on timeout) or :class:`ResolverError`.
         """
         try:
-            async with asyncio.timeout(route.timeout):
-                outcome = await route.resolver.resolve(inquiry)
+            # The timer is armed only if the resolver waits (most answer from memory or wait
+            # on I/O; those that do not need none).
+            outcome = await within(route.resolver.resolve(inquiry), route.timeout)
         except TimeoutError:
             raise ResolverUnavailable(f"resolver {route.name} timed out") from None
         if isinstance(outcome, BillStatus):

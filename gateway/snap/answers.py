@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._json import dumps_utf8
 from .codes import Case, Service, response_code
 from .errors import SnapError
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def json_bytes(document: Any) -> bytes:
     """Compact UTF-8 JSON; ``\\uXXXX`` escapes where a string holds a lone surrogate (valid in
     JSON text, not encodable as UTF-8), so echoing a strange request never crashes an answer."""
-    text = _ENCODER.encode(document)
     try:
-        return text.encode("utf-8")
+        return dumps_utf8(document)
     except UnicodeEncodeError:
         return _ASCII.encode(document).encode("ascii")
 

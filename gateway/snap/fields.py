@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import loads
 from .codes import Case
 from .errors import SnapError
 
@@ -100,6 +101,12 @@ def _constant(name: str) -> Any:
 # through _finite only when a body has one; DOKU's amounts are strings.
 _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
 
+
+def _strict(raw: bytes) -> Any:
+    """The standard library's reading: any JSON encoding, lone surrogates kept."""
+    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 #: Nesting allowed by default: DOKU's bodies go three levels deep.
 MAX_JSON_DEPTH = 32
 
@@ -110,8 +117,7 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     more than ``max_depth`` levels (an encoder walking it later would hit the recursion limit).
     """
     try:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-        document = _DECODER.decode(text)
+        document = loads(raw, _strict)
     except (ValueError, RecursionError):
         raise SnapError(Case.INVALID_FIELD_FORMAT, "body") from None
     if not isinstance(document, dict):

@@ -11,13 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from .._json import dumps_utf8, loads
 from ..snap.models import Bill, BillStatus, FreeText, Outcome
 
 _STATUS_BY_VALUE = {status.value: status for status in BillStatus}
-# One encoder, built once: json.dumps with non-default arguments builds one per call, which cost
-# more than the encoding itself on every cache miss.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_STATUS_ENCODED = {status: _ENCODER.encode({"s": status.value}).encode() for status in BillStatus}
+_STATUS_ENCODED = {status: dumps_utf8({"s": status.value}) for status in BillStatus}
 
 
 def encode_outcome(outcome: Outcome) -> bytes:
@@ -38,13 +36,13 @@ def encode_outcome(outcome: Outcome) -> bytes:
     document.update((key, value) for key, value in optional.items() if value is not None)
     if outcome.currency != "IDR":
         document["c"] = outcome.currency
-    return _ENCODER.encode(document).encode()
+    return dumps_utf8(document)
 
 
 def decode_outcome(data: bytes) -> Outcome:
     """Inverse of :func:`encode_outcome`; ``ValueError`` on anything else."""
     try:
-        document = json.loads(data)
+        document = loads(data, json.loads)
         if "s" in document:
             return _STATUS_BY_VALUE[document["s"]]
         return Bill(

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from .._eager import Done, first_step
 from ..snap.codes import Case
 from ..snap.errors import SnapError
 
@@ -61,18 +62,23 @@ class RawRequest:
                 raise SnapError(Case.BAD_REQUEST, detail="invalid Content-Length")
             if int(declared) > limit:
                 raise SnapError(Case.BAD_REQUEST, detail=f"body larger than {limit} bytes")
+        # The body is nearly always in uvicorn's buffer already: read without a deadline when
+        # nothing is waited for, and arm one only when the first read has to wait.
+        started = first_step(self._read(limit))
+        if isinstance(started, Done):
+            return started.value
         deadlines = self._deadlines
         if deadlines is None:
             try:
                 async with asyncio.timeout(timeout):
-                    return await self._read(limit)
+                    return await started
             except TimeoutError:
                 raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None
-        # The whole body, first chunk included, is read under a deadline: a client that sends
-        # its headers and then nothing must not hold a connection and a handler for ever.
+        # Whatever the client still owes is read under a deadline: one that sends its headers
+        # and then nothing must not hold a connection and a handler for ever.
         task = deadlines.watch(timeout)
         try:
-            return await self._read(limit)
+            return await started
         except asyncio.CancelledError:
             if deadlines.expired(task):
                 raise SnapError(Case.BAD_REQUEST, detail="body not received in time") from None

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..._json import dumps_ascii
 from ...snap.models import Bill, Inquiry
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,7 @@ class LedgerEntry:
             document["checked"] = self.checked_at
         # ASCII escapes: any string DOKU echoes (a lone surrogate included) encodes, so one odd
         # inquiryRequestId cannot cost the entries written with it.
-        return _ENCODER.encode(document).encode("ascii")
+        return dumps_ascii(document)
 
     @classmethod
     def decode(cls, data: bytes | str) -> LedgerEntry:
