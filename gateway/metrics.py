@@ -14,7 +14,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -134,21 +133,34 @@ class Metrics:
             "header_timeout).",
             ["reason"],
         )
+        self.resolver_latency = LoopHistogram(
+            "doku_gateway_resolver_duration_seconds",
+            "Time spent inside resolver plugins (cache misses only).",
+            ["resolver"],
+            _LATENCY_BUCKETS,
+        )
+        self.payments = LoopCounter(
+            "doku_gateway_payment_notifications",
+            "Payment notifications, by result (new, duplicate, rejected, journal_error).",
+            ["result"],
+        )
+        self.deliveries = LoopCounter(
+            "doku_gateway_payment_deliveries",
+            "Deliveries to resolvers' on_payment hooks, by outcome "
+            "(delivered, retried, dead_letter).",
+            ["outcome"],
+        )
         for hot in (
             self.inquiries,
+            self.resolver_latency,
+            self.payments,
+            self.deliveries,
             self.inquiry_latency,
             self.cache,
             self.key_matches,
             self.refused_heads,
         ):
             r.register(hot)
-        self.resolver_latency = Histogram(
-            "doku_gateway_resolver_duration_seconds",
-            "Time spent inside resolver plugins (cache misses only).",
-            ["resolver"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
         self.signature_failures = Counter(
             "doku_gateway_signature_failures",
             "Requests refused (or logged, in log-only mode) for a bad token or signature.",
@@ -179,19 +191,6 @@ class Metrics:
             "doku_gateway_redis_errors", "Redis commands that failed or timed out.", registry=r
         )
 
-        self.payments = Counter(
-            "doku_gateway_payment_notifications",
-            "Payment notifications, by result (new, duplicate, rejected, journal_error).",
-            ["result"],
-            registry=r,
-        )
-        self.deliveries = Counter(
-            "doku_gateway_payment_deliveries",
-            "Deliveries to resolvers' on_payment hooks, by outcome "
-            "(delivered, retried, dead_letter).",
-            ["outcome"],
-            registry=r,
-        )
         self.build_info = Gauge(
             "doku_gateway_build_info", "Always 1; the version as a label.", ["version"], registry=r
         )

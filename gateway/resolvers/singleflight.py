@@ -21,6 +21,16 @@ from .dispatch import ResolverSet, Route
 __all__ = ["Fetcher"]
 
 
+class _Flight:
+    """A resolve running in this process; its future exists only once a second caller waits
+    (nearly every VA is inquired once: no future to make, resolve and retrieve for it)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Outcome] | None = None
+
+
 class Fetcher:
     """Resolves cache misses through the single flight and caches what comes back."""
 
@@ -28,28 +38,31 @@ class Fetcher:
         self.resolvers = resolvers
         self.state = state
         self.cache = cache
-        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._inflight: dict[str, _Flight] = {}
 
     async def fetch(self, route: Route, inquiry: Inquiry, *, locked: bool = False) -> Outcome:
         """The outcome for ``inquiry``'s VA: from a resolve already running (here or, through
         the shared cache, in another process), or from the resolver. ``locked``: the caller took
         the resolve lock already (with its replay claim, in one round trip)."""
         key = inquiry.payment_code
-        pending = self._inflight.get(key)
-        if pending is not None:
+        running = self._inflight.get(key)
+        if running is not None:
             if locked:  # the lock had expired under a slow resolve here: give ours back
                 await self.state.unlock(key)
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+            if running.future is None:
+                running.future = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(running.future)
+        flight = self._inflight[key] = _Flight()
         try:
             outcome = await self._fetch_shared(route, inquiry, locked)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            if flight.future is not None:
+                flight.future.set_exception(exc)
+                flight.future.exception()  # retrieved: no "never retrieved" warning
             raise
         else:
-            future.set_result(outcome)
+            if flight.future is not None:
+                flight.future.set_result(outcome)
             return outcome
         finally:
             del self._inflight[key]

@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..._json import dumps_ascii, loads
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 _TEXT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
@@ -43,7 +44,11 @@ def on_fresh_stack(function: Callable[[_T], _R], argument: _T) -> _R:
 def encode_line(document: Mapping[str, Any]) -> bytes:
     """One journal line (no newline): compact ASCII JSON, so a record never holds a raw newline
     and any string, lone surrogates included, can be written."""
-    return on_fresh_stack(_ENCODER.encode, document).encode("ascii")
+    return on_fresh_stack(dumps_ascii, document)
+
+
+def _parse_body(raw: bytes) -> Any:
+    return on_fresh_stack(json.loads, body_text(raw))
 
 
 def body_text(raw: bytes) -> str:
@@ -109,7 +114,8 @@ class JournalEntry:
 
     @classmethod
     def decode(cls, data: bytes | str, entry_id: str = "") -> JournalEntry:
-        return cls.from_document(json.loads(data), entry_id)
+        document = loads(data, json.loads) if isinstance(data, bytes) else json.loads(data)
+        return cls.from_document(document, entry_id)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], entry_id: str = "") -> JournalEntry:
@@ -120,7 +126,7 @@ class JournalEntry:
             raw = text.encode("utf-8")
         elif isinstance(packed := document.get("raw64"), str):
             raw = base64.b64decode(packed, validate=True)
-        body = document["body"] if raw is None else on_fresh_stack(json.loads, body_text(raw))
+        body = document["body"] if raw is None else loads(raw, _parse_body)
         if not isinstance(body, Mapping):
             raise ValueError("a journal entry's body is not a JSON object")
         return cls(

@@ -129,6 +129,11 @@ class FileJournal(Journal):
         self._handled: set[str] = set()  # done() in this process
         self._delivered: set[str] = set()  # a delivery record was read or written
         self._history: deque[str] = deque()  # delivered entries held, oldest delivery first
+        # The lines this process wrote for the entries held, and the id stubs of the delivered
+        # ones, made as they come: a compaction joins bytes instead of encoding a thousand
+        # entries on the event loop while notifications wait behind it.
+        self._lines: dict[str, bytes] = {}
+        self._stubs: dict[str, bytes] = {}
         self._gone: OrderedDict[str, tuple[float, str]] = OrderedDict()  # compacted ids
         self._paid: dict[str, float] = {}  # VA → latest received_at
         self._paid_pruned = 0  # its size after the last pruning
@@ -248,7 +253,10 @@ class FileJournal(Journal):
                     self._delivered_now(write.prid)
                     self._settle(write, None)
                 else:
-                    self._settle(write, self._admit(write.entry))
+                    outcome = self._admit(write.entry)
+                    if outcome[1]:
+                        self._lines[write.prid] = write.line
+                    self._settle(write, outcome)
             self._offset = appended.end
         finally:
             self._committing = False
@@ -287,6 +295,10 @@ class FileJournal(Journal):
         """Take in the lines appended since the last look (by another process, in practice)."""
         if self._committing:
             return  # the writer reads them under its lock, with its batch
+        # One stat, no lock, on every append: the same file at the offset read up to has
+        # nothing new (an append in progress has grown it; a rewrite has a new identity).
+        if identity_of(self._entries_path) == (self._identity, self._offset):
+            return
         with locked(self._lock_path, exclusive=False, block=block) as held:
             if not held:
                 return  # someone is appending: look next time
@@ -391,6 +403,15 @@ class FileJournal(Journal):
         self._delivered.add(prid)
         if prid in self._entries:
             self._history.append(prid)
+            self._stub_of(prid)
+
+    def _stub_of(self, prid: str) -> bytes:
+        """The id stub that stands for a delivered entry once compacted (made once)."""
+        stub = self._stubs.get(prid)
+        if stub is None:
+            entry = self._entries[prid]
+            stub = self._stubs[prid] = _stub(prid, entry.received_at, entry.payment_code)
+        return stub
 
     def _load_ids(self) -> None:
         try:
@@ -486,9 +507,7 @@ class FileJournal(Journal):
         now = self._clock()
         going = list(islice(self._history, len(self._history) - self._keep))
         gone_now = set(going)
-        stubs = b"".join(
-            _stub(p, self._entries[p].received_at, self._entries[p].payment_code) for p in going
-        )
+        stubs = b"".join(self._stub_of(p) for p in going)
         cutoff = now - self._keep_ids
         while self._gone and next(iter(self._gone.values()))[0] < cutoff:
             self._gone.popitem(last=False)
@@ -513,6 +532,8 @@ class FileJournal(Journal):
             self._committing = False
         for prid in going:
             entry = self._entries.pop(prid)
+            self._lines.pop(prid, None)
+            self._stubs.pop(prid, None)
             self._gone[prid] = (entry.received_at, entry.payment_code)
         for _ in going:
             self._history.popleft()
@@ -534,7 +555,7 @@ class FileJournal(Journal):
             self._new.set()
 
     def _lines_of(self, prid: str, entry: JournalEntry) -> bytes:
-        line = entry.encode() + b"\n"
+        line = self._lines.get(prid) or entry.encode() + b"\n"
         if prid in self._delivered:
             line += _done(prid)
         return line

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..._json import dumps_ascii
 from ...log import get_logger, mask_va
 from .base import InquiryLedger, LedgerEntry, _from_document, _order
 
@@ -260,7 +261,7 @@ def _compact(lock_path: Path, path: Path) -> int:
 
 
 def _tombstone(payment_code: str) -> bytes:
-    return json.dumps({"code": payment_code, "settled": True}, separators=(",", ":")).encode()
+    return dumps_ascii({"code": payment_code, "settled": True})
 
 
 _CODE = b'{"code":"'
