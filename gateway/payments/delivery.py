@@ -228,11 +228,14 @@ class Deliverer:
             await self._record(entry.payment_request_id)
             return
         prid = entry.payment_request_id
-        if not await self.journal.lock(prid, self.settings.hook_timeout + 5.0):
+        # The lock and the check that it is not delivered yet, in one step where the journal
+        # can (one Redis round trip).
+        claimed = await self.journal.claim_delivery(prid, self.settings.hook_timeout + 5.0)
+        if claimed is None:
+            return
+        if not claimed:
             raise _Busy
         try:
-            if await self.journal.is_delivered(prid):
-                return
             if prid not in self._hooked:
                 payment = await self._flag(route, payment)
                 async with asyncio.timeout(self.settings.hook_timeout):
@@ -240,16 +243,21 @@ class Deliverer:
                     if inspect.isawaitable(result):
                         await result
                 self._hooked.add(prid)
-            await self._record(prid)
+            await self._record(prid, release=True)
             self._hooked.discard(prid)
             self.metrics.deliveries.labels("delivered").inc()
             await self._refresh(payment)
         finally:
             await self.journal.unlock(prid)
 
-    async def _record(self, prid: str) -> None:
+    async def _record(self, prid: str, *, release: bool = False) -> None:
+        """Record the delivery; ``release``: and give up the lock with it (one step where the
+        journal can; the caller's unlock then has nothing left to do)."""
         try:
-            await self.journal.mark_delivered(prid)
+            if release:
+                await self.journal.record_delivery(prid)
+            else:
+                await self.journal.mark_delivered(prid)
         except Exception as exc:
             raise _Unrecorded(
                 f"delivered, but the delivery could not be recorded: {type(exc).__name__}: {exc}"

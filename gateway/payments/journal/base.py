@@ -216,6 +216,23 @@ class Journal(ABC):
     @abstractmethod
     async def unlock(self, payment_request_id: str) -> None: ...
 
+    async def claim_delivery(self, payment_request_id: str, ttl: float) -> bool | None:
+        """:meth:`lock`, unless the payment is delivered already: True when taken, False when
+        another holds it, None when it is delivered (nothing taken). A backend may do both in
+        one step."""
+        if not await self.lock(payment_request_id, ttl):
+            return False
+        if await self.is_delivered(payment_request_id):
+            await self.unlock(payment_request_id)
+            return None
+        return True
+
+    async def record_delivery(self, payment_request_id: str) -> None:
+        """:meth:`mark_delivered`, then :meth:`unlock` (one step where a backend can). Raises
+        when the record fails; the lock is then still held, for the caller's unlock."""
+        await self.mark_delivered(payment_request_id)
+        await self.unlock(payment_request_id)
+
     @abstractmethod
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None: ...
 

@@ -70,6 +70,8 @@ class RedisJournal(Journal):
         self._batch = None if cluster else Batcher(client, _APPEND_TIMEOUT)
         self._append_sha = script_sha("append")
         self._unlock_sha = script_sha("unlock")
+        self._claim_sha = script_sha("claim_delivery")
+        self._record_sha = script_sha("record_delivery")
         self._others = others
         self.shards = settings.shards
         self._settings = settings
@@ -78,6 +80,8 @@ class RedisJournal(Journal):
         self._append = client.register_script(script("append"))
         self._lease = client.register_script(script("lease"))
         self._unlock = client.register_script(script("unlock"))
+        self._claim = client.register_script(script("claim_delivery"))
+        self._record = client.register_script(script("record_delivery"))
         self._owner = secrets.token_hex(8)
         self._groups: set[int] = set()
         self._locks: dict[str, str] = {}
@@ -271,6 +275,32 @@ class RedisJournal(Journal):
         if taken:  # b"OK" (or True through the client), None when someone holds it
             self._locks[payment_request_id] = token
         return bool(taken)
+
+    async def claim_delivery(self, payment_request_id: str, ttl: float) -> bool | None:
+        token = secrets.token_hex(8)
+        keys = [self._key("done:", payment_request_id), self._key("lock:", payment_request_id)]
+        args = [token, max(int(ttl * 1000), 1)]
+        if self._batch is not None:
+            taken = await self._batch.script(self._claim_sha, script("claim_delivery"), keys, args)
+        else:
+            taken = await self._claim(keys=keys, args=args)
+        if taken == 1:
+            self._locks[payment_request_id] = token
+            return True
+        return None if taken == -1 else False
+
+    async def record_delivery(self, payment_request_id: str) -> None:
+        token = self._locks.get(payment_request_id)
+        if token is None:  # not ours (a lock given up): only the record
+            await self.mark_delivered(payment_request_id)
+            return
+        keys = [self._key("done:", payment_request_id), self._key("lock:", payment_request_id)]
+        args = [token, _KEEP_MS]
+        if self._batch is not None:
+            await self._batch.script(self._record_sha, script("record_delivery"), keys, args)
+        else:
+            await self._record(keys=keys, args=args)
+        self._locks.pop(payment_request_id, None)
 
     async def unlock(self, payment_request_id: str) -> None:
         token = self._locks.pop(payment_request_id, None)
