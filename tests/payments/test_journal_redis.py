@@ -253,3 +253,40 @@ async def test_an_unacknowledged_entry_is_never_trimmed(redis_server: RedisServe
     finally:
         await probe.aclose()
         await backend.close()
+
+
+async def test_a_pending_entry_is_never_trimmed_when_a_history_is_kept(
+    redis_server: RedisServer,
+) -> None:
+    """The cut is found from the ids handled here (no entry bodies read), bounded by the oldest
+    entry still being delivered; once that one is handled too, the history is cut to size."""
+    import redis.asyncio as aioredis
+
+    backend = journal(redis_server, shards=1, journal_keep_delivered=10)
+    probe = aioredis.Redis.from_url(redis_server.url)
+    stream = "doku-gateway:v1:{pay}:s:0"
+    try:
+        for n in range(600):
+            await backend.append(entry(f"PR-{n}"))
+        first = await backend.read(0, timeout=0.01)
+        assert first is not None
+        rest: Any = await probe.xreadgroup("deliverer", "deliverer", {stream: ">"}, count=1000)
+        read = [*first.entries, *(JournalEntry.decode(f[b"e"], i.decode()) for i, f in rest[0][1])]
+        assert len(read) == 600
+        for item in read:
+            if item.payment_request_id != "PR-5":  # read, still being delivered
+                await backend.done(0, item)
+        # Two trims (at 256 and 512 handled), each only up to PR-5.
+        assert await probe.xlen(stream) == 595
+        lease = await backend.read(0, timeout=0.01)
+        assert lease is not None and [e.payment_request_id for e in lease.entries] == ["PR-5"]
+        await backend.done(0, lease.entries[0])
+        for n in range(600, 1000):
+            await backend.append(entry(f"PR-{n}"))
+        await handle_all(backend, 0)
+        length = await probe.xlen(stream)
+        assert length <= 10 + 256
+        assert await backend.backlog() == (0, None)
+    finally:
+        await probe.aclose()
+        await backend.close()

@@ -27,6 +27,7 @@ import asyncio
 import secrets
 import time
 import zlib
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -87,6 +88,8 @@ class RedisJournal(Journal):
         self._locks: dict[str, str] = {}
         self._keep = max(settings.journal_keep_delivered, 0)
         self._handled: dict[int, int] = {}  # per shard, since its last trim
+        # Per shard, the ids of the newest `keep` entries handled here, oldest first.
+        self._recent: dict[int, deque[str]] = {}
 
     @classmethod
     def from_settings(cls, cache: CacheSettings, payment: PaymentSettings) -> RedisJournal:
@@ -224,18 +227,33 @@ class RedisJournal(Journal):
     async def done(self, shard: int, entry: JournalEntry) -> None:
         stream = self._stream(shard)
         await self._command("XACK", stream, _GROUP, entry.entry_id)
+        recent = self._recent.get(shard)
+        if recent is None:
+            recent = self._recent[shard] = deque(maxlen=self._keep)
+        recent.append(entry.entry_id)
         handled = self._handled.get(shard, 0) + 1
         if handled >= _TRIM_EVERY:
             handled = 0
             try:
-                await self._trim(stream)
+                await self._trim(stream, recent)
             except Exception as exc:  # retention never gets in a delivery's way
                 _log.warning("payment journal %s not trimmed: %s", stream, exc)
         self._handled[shard] = handled
 
-    async def _trim(self, stream: str) -> None:
+    async def _trim(self, stream: str, recent: deque[str]) -> None:
         """Drop the handled entries of ``stream`` older than the newest ``keep`` of them."""
         summary = await self._redis.xpending(stream, _GROUP)
+        if self._keep and len(recent) == self._keep:
+            # The newest `keep` entries this process handled are known by id: the oldest of
+            # them is where to cut, unless an older entry is still being delivered (entries
+            # are read in order, so everything before the oldest pending one is handled).
+            # No entry bodies are read: reading `keep` of them to find the cut cost more than
+            # the deliveries themselves.
+            first_kept = recent[0]
+            if summary["pending"] and _id_key(_text(summary["min"])) < _id_key(first_kept):
+                first_kept = _text(summary["min"])
+            await self._redis.xtrim(stream, minid=first_kept, approximate=False)
+            return
         if summary["pending"]:  # everything before the oldest unacknowledged entry is handled
             newest = "(" + _text(summary["min"])
         else:  # everything read is handled
@@ -431,6 +449,12 @@ class RedisJournal(Journal):
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as numbers, for comparing ids (as text, "9-0" > "10-0")."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _bytes(name: str) -> bytes:
