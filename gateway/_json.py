@@ -34,23 +34,32 @@ _ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 _LONG_INTEGER = re.compile(rb"[:\[,][ \t\n\r]*-?[0-9]{19}")
 
 
+def _orjson(document: Any) -> bytes | None:
+    """orjson's encoding, or None where it would differ from the standard library's."""
+    try:
+        encoded = orjson.dumps(document)
+    except TypeError:  # a lone surrogate, an integer beyond 64 bits, a Decimal, ...
+        return None
+    # orjson writes NaN and infinities as null; the standard library writes NaN, Infinity.
+    # (A document with a real null takes the slow way too; the hot paths' documents have none.)
+    return None if b"null" in encoded else encoded
+
+
 def dumps_utf8(document: Any) -> bytes:
     """``json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()``.
 
     Raises :class:`UnicodeEncodeError` for a lone surrogate, as that expression does."""
-    try:
-        return orjson.dumps(document)
-    except TypeError:  # a lone surrogate, an integer beyond 64 bits, a Decimal, ...
+    encoded = _orjson(document)
+    if encoded is None:
         return _UTF8.encode(document).encode("utf-8")
+    return encoded
 
 
 def dumps_ascii(document: Any) -> bytes:
     """``json.dumps(document, separators=(",", ":")).encode("ascii")``: non-ASCII escaped."""
-    try:
-        encoded = orjson.dumps(document)
-    except TypeError:
-        encoded = b""
-    if encoded and encoded.isascii():  # nothing to escape: the same bytes
+    encoded = _orjson(document)
+    # Nothing to escape, the same bytes (DEL is ASCII, and escaped by the standard library).
+    if encoded is not None and encoded.isascii() and b"\x7f" not in encoded:
         return encoded
     return _ASCII.encode(document).encode("ascii")
 
