@@ -21,6 +21,7 @@ one slot.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -83,6 +84,10 @@ class RedisState(StateBackend):
         self._paid_sha = script_sha("paid")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
+        # Lock tokens: unique (a random prefix per process, a counter), not secret; one
+        # getrandom call per process instead of one per cache miss.
+        self._token_prefix = secrets.token_hex(8).encode() + b"-"
+        self._token_count = itertools.count()
         self._decoded = Decoded()
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.redis_up.set(1)
@@ -161,7 +166,7 @@ class RedisState(StateBackend):
             if cache_key is not None:
                 keys.append(self._answer_key(cache_key))
                 if lock_ttl > 0:
-                    token = secrets.token_bytes(8)
+                    token = self._token()
                     keys.append(self._lock_key(cache_key))
                     args += [token, max(int(lock_ttl * 1000), 1)]
             reply = await self._batch.script(self._begin_sha, script("begin"), keys, args)
@@ -268,8 +273,11 @@ class RedisState(StateBackend):
 
     # -- single flight --------------------------------------------------------------------------
 
+    def _token(self) -> bytes:
+        return self._token_prefix + b"%d" % next(self._token_count)
+
     async def acquire(self, cache_key: str, ttl: float) -> bool:
-        token = secrets.token_bytes(8)
+        token = self._token()
 
         async def remote() -> bool:
             taken = await self._redis.set(

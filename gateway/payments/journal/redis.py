@@ -24,6 +24,7 @@ anything after it, is never trimmed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 import zlib
@@ -84,6 +85,8 @@ class RedisJournal(Journal):
         self._claim = client.register_script(script("claim_delivery"))
         self._record = client.register_script(script("record_delivery"))
         self._owner = secrets.token_hex(8)
+        # Lock tokens: unique (this process's owner id and a counter), not secret.
+        self._token_count = itertools.count()
         self._groups: set[int] = set()
         self._locks: dict[str, str] = {}
         self._keep = max(settings.journal_keep_delivered, 0)
@@ -287,7 +290,7 @@ class RedisJournal(Journal):
         await self._command("SET", self._key("done:", payment_request_id), b"1", "PX", _KEEP_MS)
 
     async def lock(self, payment_request_id: str, ttl: float) -> bool:
-        token = secrets.token_hex(8)
+        token = self._token()
         key = self._key("lock:", payment_request_id)
         taken = await self._command("SET", key, token, "PX", max(int(ttl * 1000), 1), "NX")
         if taken:  # b"OK" (or True through the client), None when someone holds it
@@ -295,7 +298,7 @@ class RedisJournal(Journal):
         return bool(taken)
 
     async def claim_delivery(self, payment_request_id: str, ttl: float) -> bool | None:
-        token = secrets.token_hex(8)
+        token = self._token()
         keys = [self._key("done:", payment_request_id), self._key("lock:", payment_request_id)]
         args = [token, max(int(ttl * 1000), 1)]
         if self._batch is not None:
@@ -319,6 +322,9 @@ class RedisJournal(Journal):
         else:
             await self._record(keys=keys, args=args)
         self._locks.pop(payment_request_id, None)
+
+    def _token(self) -> str:
+        return f"{self._owner}-{next(self._token_count)}"
 
     async def unlock(self, payment_request_id: str) -> None:
         token = self._locks.pop(payment_request_id, None)
