@@ -188,14 +188,15 @@ class Batcher:
 
 def _pack(commands: list[tuple[Any, ...]], encoding: str, errors: str) -> bytes | None:
     """The batch in Redis's protocol, as redis-py's ``pack_commands`` writes it, for commands of
-    bytes, str and int arguments (all the gateway sends); None for anything else, which
+    bytes, str, int and float arguments (all the gateway sends); None for anything else, which
     redis-py then packs. Its general packer costs several times this per command, and a payment
     sends a dozen commands."""
     out: list[bytes] = []
     append = out.append
     for command in commands:
         name = command[0]
-        if type(name) is not str or " " in name:  # "CONFIG GET": redis-py splits it
+        # "CONFIG GET": redis-py splits a name on whitespace (and encodes it as UTF-8).
+        if type(name) is not str or not name.isascii() or len(name.split()) != 1:
             return None
         append(b"*%d\r\n" % len(command))
         for argument in command:
@@ -206,6 +207,8 @@ def _pack(commands: list[tuple[Any, ...]], encoding: str, errors: str) -> bytes 
                 data = argument.encode(encoding, errors)
             elif kind is int:  # not bool: redis-py refuses it
                 data = b"%d" % argument
+            elif kind is float:  # as redis-py writes it
+                data = repr(argument).encode()
             else:
                 return None
             append(b"$%d\r\n%b\r\n" % (len(data), data))

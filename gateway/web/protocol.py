@@ -69,6 +69,63 @@ def _answer(status: int) -> bytes:
 _ANSWERS = {431: _answer(431), 408: _answer(408)}
 
 
+class _CoalescingTransport:
+    """The connection's transport, with the writes of one turn of the event loop sent together.
+
+    uvicorn writes a response's head and its body separately: two ``send`` system calls and, on
+    the wire, two segments for every answer of a few hundred bytes. Writes made in the same turn
+    (a handler sends both in one step) are joined and written once, at the end of that turn;
+    order is kept, and close() and abort() see them first.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` enforcing :attr:`limits`; build one with
     :func:`protocol_class` and give it to uvicorn as ``http=``."""
@@ -92,6 +149,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn's flow control keeps the real transport (pausing reads, buffer limits).
+        self.transport = _CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         # A new connection owes its first head at once: uvicorn itself arms no timer before
         # its first answer, so a client that connects and sends nothing would stay for ever.
         self._head_since = self.loop.time()
