@@ -399,3 +399,48 @@ async def test_lines_of_another_process_are_followed(tmp_path: Path) -> None:
     await gateway_side.append(entry("PR-GW"))
     assert await pending_ids(gateway_side) == ["PR-CLI", "PR-GW"]
     assert len(records(tmp_path)) == 2
+
+
+async def test_a_sustained_burst_cannot_hold_off_compaction(tmp_path: Path) -> None:
+    """Appends queued without a pause (a payday burst) still let the delivered entries be
+    compacted once they reach twice the usual size: they are not held in memory until a lull."""
+    # A disk whose fsync takes 2 ms: the next appends queue up while each batch is synced.
+    journal = FileJournal(tmp_path, keep_delivered=5, fsync=lambda fd: time.sleep(0.002))
+    busy_limit = 2 * (2 * 5 + 64)
+    stop = asyncio.Event()
+    counter = iter(range(1_000_000))
+
+    async def producer() -> None:  # always one append queued behind the one being written
+        while not stop.is_set():
+            await journal.append(entry(f"BURST-{next(counter)}"))
+
+    async def deliverer() -> None:
+        while not stop.is_set():
+            lease = await journal.read(0, timeout=0.01)
+            assert lease is not None
+            # Concurrently, as the deliverer does with a lease's VAs.
+            await asyncio.gather(
+                *(journal.mark_delivered(e.payment_request_id) for e in lease.entries)
+            )
+            for item in lease.entries:
+                await journal.done(0, item)
+
+    tasks = [asyncio.create_task(producer()) for _ in range(32)]
+    tasks.append(asyncio.create_task(deliverer()))
+    most = 0
+    compacted = False
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            held = len(journal._history)
+            most = max(most, held)
+            if most > 2 * 5 + 64 and held < most // 2 and journal._writes:
+                compacted = True  # it shrank while appends were waiting
+                break
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert compacted, f"no compaction under load (most held: {most})"
+    assert most <= busy_limit + 4 * 64 + 64  # bounded by the busy limit plus one lease
+    await journal.close()

@@ -213,10 +213,13 @@ class FileJournal(Journal):
     async def _drain(self) -> None:
         """The writer: whatever was queued while the last fsync ran is the next batch."""
         while True:
-            if self._writes:
+            # Under a sustained burst the queue is never empty: a compaction waiting for a lull
+            # would let the delivered entries pile up (memory, and full collections walking
+            # them stalled the loop for tens of milliseconds). At twice its size it goes first.
+            if self._writes and not self._compaction_due(busy=True):
                 batch, self._writes = self._writes, []
                 await self._commit(batch)
-            elif self._compaction_due():
+            elif self._compaction_due(busy=bool(self._writes)):
                 try:
                     await self._compact()
                 except Exception:  # the writer must outlive it: appends are queued behind
@@ -496,8 +499,11 @@ class FileJournal(Journal):
 
     # -- compaction -----------------------------------------------------------------------------
 
-    def _compaction_due(self) -> bool:
-        if len(self._history) <= 2 * self._keep + _SLACK:
+    def _compaction_due(self, *, busy: bool = False) -> bool:
+        """Whether the delivered entries held are to be compacted now; ``busy``: while
+        appends are queued, only once they have grown to twice the usual size."""
+        limit = 2 * self._keep + _SLACK
+        if len(self._history) <= (2 * limit if busy else limit):
             return False
         return self._clock() >= self._compact_after
 
