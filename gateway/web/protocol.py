@@ -69,6 +69,10 @@ def _answer(status: int) -> bytes:
 _ANSWERS = {431: _answer(431), 408: _answer(408)}
 
 
+#: Pending bytes written at once rather than at the end of the turn (answers are far smaller).
+_COALESCE_LIMIT = 64 * 1024
+
+
 class _CoalescingTransport:
     """The connection's transport, with the writes of one turn of the event loop sent together.
 
@@ -78,17 +82,23 @@ class _CoalescingTransport:
     order is kept, and close() and abort() see them first.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_size", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self._flush)
-        self._pending.append(data)
+        self._pending.append(bytes(data))  # a copy of a mutable buffer, as transports take
+        self._size += len(data)
+        if self._size >= _COALESCE_LIMIT:
+            # A large or streamed body goes out now, so that the transport's flow control
+            # (pause_writing, and uvicorn waiting for the drain) holds its sender back.
+            self._flush()
 
     def writelines(self, chunks: Any) -> None:
         for chunk in chunks:
@@ -96,6 +106,7 @@ class _CoalescingTransport:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._size = 0
         if pending and not self._transport.is_closing():
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
@@ -105,6 +116,7 @@ class _CoalescingTransport:
 
     def abort(self) -> None:
         self._pending = []
+        self._size = 0
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -120,7 +132,7 @@ class _CoalescingTransport:
         self._transport.resume_reading()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._transport.get_write_buffer_size() + self._size
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

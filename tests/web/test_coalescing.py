@@ -602,17 +602,7 @@ class Streamer:
     "gateway",
     [
         pytest.param(False, id="uvicorn-protocol"),
-        pytest.param(
-            True,
-            id="gateway-protocol",
-            marks=pytest.mark.xfail(
-                raises=AssertionError,
-                strict=True,
-                reason="_CoalescingTransport keeps a turn's writes from the real transport, so "
-                "uvicorn's flow control (pause_writing -> send awaits drain) never engages "
-                "within a turn: the whole body is held in memory, then joined (copied) at once",
-            ),
-        ),
+        pytest.param(True, id="gateway-protocol"),
     ],
 )
 def test_flow_control_holds_back_a_handler_that_never_yields(loop: str, gateway: bool) -> None:
