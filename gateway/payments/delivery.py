@@ -138,12 +138,19 @@ class Deliverer:
                 for entry in lease.entries:
                     by_va.setdefault(entry.payment_code, []).append(entry)
                 self._delivering.add(shard)
+                handled: list[JournalEntry] = []
                 try:
-                    # A task group: when one VA's step fails (a Redis blip), the others are
-                    # cancelled, not left running beside the next read of the same entries.
-                    async with asyncio.TaskGroup() as group:
-                        for entries in by_va.values():
-                            group.create_task(self._deliver_in_order(shard, entries))
+                    try:
+                        # A task group: when one VA's step fails (a Redis blip), the others are
+                        # cancelled, not left running beside the next read of the same entries.
+                        async with asyncio.TaskGroup() as group:
+                            for entries in by_va.values():
+                                group.create_task(self._deliver_in_order(shard, entries, handled))
+                    finally:
+                        # What was handled is marked so together (one command on Redis), also
+                        # when a sibling failed; an entry delivered but not marked is read
+                        # again, found delivered, and marked then.
+                        await self.journal.done_all(shard, handled)
                 finally:
                     self._delivering.discard(shard)
             except asyncio.CancelledError:
@@ -152,13 +159,16 @@ class Deliverer:
                 self._journal_failures.failed(exc)
                 await self._sleep(1.0)
 
-    async def _deliver_in_order(self, shard: int, entries: list[JournalEntry]) -> None:
-        """One VA's entries, one after the other; stops at the first not handled (the
-        deliverer is stopping: it stays in the journal, and so do the ones behind it)."""
+    async def _deliver_in_order(
+        self, shard: int, entries: list[JournalEntry], handled: list[JournalEntry]
+    ) -> None:
+        """One VA's entries, one after the other, each added to ``handled`` once handled;
+        stops at the first not handled (the deliverer is stopping: it stays in the journal,
+        and so do the ones behind it)."""
         for entry in entries:
             if self._stopping.is_set() or not await self._deliver(shard, entry):
                 return
-            await self.journal.done(shard, entry)
+            handled.append(entry)
 
     def _count_unreadable(self) -> None:
         unreadable = self.journal.unreadable
@@ -269,9 +279,7 @@ class Deliverer:
         if self.state is None:
             return
         try:
-            cached = await self.state.get(payment.payment_code)
-            if not (isinstance(cached, Bill) and cached.reusable):
-                await self.state.invalidate(payment.payment_code)
+            await self.state.forget_paid(payment.payment_code)
         except Exception:
             _log.warning("could not refresh the cached answer after a payment", exc_info=True)
 

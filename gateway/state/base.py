@@ -107,6 +107,15 @@ class StateBackend(ABC):
         else:
             await self.invalidate(cache_key)
 
+    async def forget_paid(self, cache_key: str) -> None:
+        """The merchant's hook has recorded a payment of this VA: drop the cached answer (the
+        "already paid" stand-in :meth:`mark_paid` left, or the bill) so that the resolver
+        decides again, unless it is a reusable bill. Redis does this in one script, sent
+        without waiting for it."""
+        cached = await self.get(cache_key)
+        if not (isinstance(cached, Bill) and cached.reusable):
+            await self.invalidate(cache_key)
+
     async def settle(self, cache_key: str, outcome: Outcome | None, ttl: float) -> None:
         """After a resolve: cache ``outcome`` for ``ttl`` (if any) and release the lock. Redis
         sends both without waiting for the reply: the answer must not wait for them."""

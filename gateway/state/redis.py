@@ -82,6 +82,7 @@ class RedisState(StateBackend):
         self._begin_sha = script_sha("begin")
         self._unlock_sha = script_sha("unlock")
         self._paid_sha = script_sha("paid")
+        self._forget_paid_sha = script_sha("forget_paid")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
         # Lock tokens: unique (a random prefix per process, a counter), not secret; one
@@ -309,6 +310,20 @@ class RedisState(StateBackend):
             script("paid"),
             [self._answer_key(cache_key)],
             [_PAID, max(int(ttl * 1000), 1), b"1" if payment_closed else b"0"],
+            on_error=self._failed,
+        )
+
+    async def forget_paid(self, cache_key: str) -> None:
+        if self._batch is None or self._breaker.open:
+            await super().forget_paid(cache_key)
+            return
+        await self._fallback.forget_paid(cache_key)
+        # Fired: the delivery is recorded, and nothing waits on the cache.
+        self._batch.fire_script(
+            self._forget_paid_sha,
+            script("forget_paid"),
+            [self._answer_key(cache_key)],
+            [],
             on_error=self._failed,
         )
 

@@ -152,3 +152,28 @@ async def test_mark_paid_follows_the_bill(
         await state.put(code, cached, 30.0)
     await state.mark_paid(code, payment_closed, 60.0)
     await settled(state, code, cached if after == "unchanged" else after)
+
+
+@pytest.mark.parametrize(
+    ("cached", "kept"),
+    [
+        (BILL, False),  # the bill the hook has now recorded as paid: the resolver decides again
+        (BillStatus.ALREADY_PAID, False),  # mark_paid's stand-in
+        (Bill(name="Top-up", amount=Decimal("0"), trx_type="O"), False),
+        (Bill(name="Budi", amount=Decimal("1.00"), reusable=True), True),  # reusable: stays
+        (None, False),
+    ],
+)
+async def test_forget_paid_drops_all_but_a_reusable_bill(
+    state: StateBackend, cached: Bill | BillStatus | None, kept: bool
+) -> None:
+    code = "8889900020002"
+    other = "8889900020003"
+    await state.put(other, BILL, 30.0)
+    if cached is not None:
+        await state.put(code, cached, 30.0)
+    await state.forget_paid(code)
+    await settled(state, code, cached if kept else None)
+    assert await state.get(other) == BILL  # only that VA's answer
+    # Sent after the script, in order: a reusable bill is still there, not merely not yet gone.
+    assert await state.get(code) == (cached if kept else None)

@@ -197,6 +197,12 @@ class Journal(ABC):
         """Mark ``entry`` handled (delivered or dead-lettered): it is not read again."""
         ...
 
+    async def done_all(self, shard: int, entries: Sequence[JournalEntry]) -> None:
+        """:meth:`done` for each of ``entries`` (a lease's, once delivered): one command where
+        the backend can."""
+        for entry in entries:
+            await self.done(shard, entry)
+
     @abstractmethod
     async def is_delivered(self, payment_request_id: str) -> bool: ...
 

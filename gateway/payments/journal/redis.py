@@ -29,6 +29,7 @@ import secrets
 import time
 import zlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -228,13 +229,19 @@ class RedisJournal(Journal):
             return None
 
     async def done(self, shard: int, entry: JournalEntry) -> None:
+        await self.done_all(shard, (entry,))
+
+    async def done_all(self, shard: int, entries: Sequence[JournalEntry]) -> None:
+        if not entries:
+            return
         stream = self._stream(shard)
-        await self._command("XACK", stream, _GROUP, entry.entry_id)
+        ids = [entry.entry_id for entry in entries]
+        await self._command("XACK", stream, _GROUP, *ids)
         recent = self._recent.get(shard)
         if recent is None:
             recent = self._recent[shard] = deque(maxlen=self._keep)
-        recent.append(entry.entry_id)
-        handled = self._handled.get(shard, 0) + 1
+        recent.extend(ids)
+        handled = self._handled.get(shard, 0) + len(ids)
         if handled >= _TRIM_EVERY:
             handled = 0
             try:
