@@ -83,6 +83,7 @@ class RedisState(StateBackend):
         self._unlock_sha = script_sha("unlock")
         self._paid_sha = script_sha("paid")
         self._forget_paid_sha = script_sha("forget_paid")
+        self._settle_sha = script_sha("settle")
         self._unlock = client.register_script(script("unlock"))
         self._locks: dict[str, bytes] = {}
         # Lock tokens: unique (a random prefix per process, a counter), not secret; one
@@ -334,24 +335,21 @@ class RedisState(StateBackend):
         if self._batch is None or self._breaker.open:
             await super().settle(cache_key, outcome, ttl)
             return
-        if outcome is not None and ttl > 0:
-            self._batch.fire(
-                "SET",
-                self._answer_key(cache_key),
-                encode_outcome(outcome),
-                "PX",
-                max(int(ttl * 1000), 1),
-                on_error=self._failed,
-            )
+        cached = outcome is not None and ttl > 0
         token = self._locks.pop(cache_key, None)
-        if token is not None:
-            self._batch.fire_script(
-                self._unlock_sha,
-                script("unlock"),
-                [self._lock_key(cache_key)],
-                [token],
-                on_error=self._failed,
-            )
+        if not cached and token is None:
+            return
+        self._batch.fire_script(
+            self._settle_sha,
+            script("settle"),
+            [self._answer_key(cache_key), self._lock_key(cache_key)],
+            [
+                encode_outcome(outcome) if outcome is not None and cached else b"",
+                max(int(ttl * 1000), 1),
+                token or b"",
+            ],
+            on_error=self._failed,
+        )
 
     async def await_answer(self, cache_key: str, timeout: float) -> Outcome | None:
         deadline = time.monotonic() + timeout
