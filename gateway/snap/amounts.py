@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -32,7 +33,17 @@ def format_amount(value: Decimal) -> str:
     """
     if not isinstance(value, Decimal):
         raise ValueError(f"amount must be a Decimal, not {type(value).__name__}")
-    if not value.is_finite() or value < 0 or value >= _LIMIT:
+    if not value.is_finite():  # (a signalling NaN cannot even be hashed for the cache)
+        raise ValueError("amount must be finite, non-negative and below 10^16")
+    return _format_finite(value)
+
+
+# Bills repeat a handful of amounts, and each is checked and written twice per answer. Equal
+# Decimals (25000, 25000.00, 2.5E+4) format alike, so caching by value is exact; refusals raise
+# and are not cached.
+@functools.lru_cache(maxsize=1024)
+def _format_finite(value: Decimal) -> str:
+    if value < 0 or value >= _LIMIT:
         raise ValueError("amount must be finite, non-negative and below 10^16")
     try:
         exact = value.quantize(_CENT)
