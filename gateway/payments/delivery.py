@@ -22,11 +22,14 @@ from ..resolvers.dispatch import ResolverSet, Route
 from ..snap.models import Bill, Inquiry, Payment
 from ..snap.payment import check_amount, parse_payment
 from ..state.base import StateBackend
-from .journal.base import Journal, JournalEntry
+from .journal.base import LEASE, Journal, JournalEntry
 
 __all__ = ["Deliverer", "payment_from_entry"]
 
 _log = get_logger("delivery")
+
+#: The most entries a lease grows to while the journal is behind.
+MAX_LEASE = 1024
 
 
 def payment_from_entry(entry: JournalEntry) -> Payment:
@@ -122,14 +125,20 @@ class Deliverer:
     async def _run(self, shard: int) -> None:
         # Nothing may end this loop but stop(): a Redis blip or a full disk must delay
         # deliveries, never end them while notifications keep being acknowledged.
+        size = LEASE
         while not self._stopping.is_set():
             try:
-                lease = await self.journal.read(shard, timeout=1.0)
+                lease = await self.journal.read(shard, timeout=1.0, limit=size)
                 if lease is None:  # another pod owns this shard
                     await self._sleep(1.0)
                     continue
                 self._journal_failures.succeeded()
                 self._count_unreadable()
+                # A full lease means the journal is behind: the next one is larger (each lease
+                # costs a few turns of an event loop that requests keep busy, so under a burst
+                # a fixed size fell behind the acks). It shrinks back once the journal is
+                # caught up. Per VA, payments are still delivered one after the other.
+                size = min(size * 2, MAX_LEASE) if len(lease.entries) >= size else LEASE
                 if not lease.entries:
                     continue
                 # In order per VA, concurrently across VAs: a payday burst is thousands of VAs

@@ -152,3 +152,37 @@ async def test_unreadable_journal_lines_are_counted(
         await wait_for(lambda: sample in metrics.render().decode())
     finally:
         await deliverer.stop()
+
+
+class Sizes(FileJournal):
+    """A file journal that records the size of each lease asked for and given."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.asked: list[tuple[int, int]] = []
+
+    async def read(self, shard: int, timeout: float, limit: int = 64) -> Any:
+        lease = await super().read(shard, timeout, limit)
+        if lease is not None and lease.entries:
+            self.asked.append((limit, len(lease.entries)))
+        return lease
+
+
+async def test_a_journal_behind_gets_larger_leases_then_the_default_again(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    """A full lease doubles the next one (up to MAX_LEASE): a burst is caught up in fewer
+    turns of a busy loop. Once a lease is not full, the default comes back. Each payment is
+    still delivered once, in order per VA."""
+    journal = Sizes(tmp_path)
+    prids = [f"BACKLOG-{n}" for n in range(64 + 128 + 100)]
+    await asyncio.gather(*(journal.append(entry(prid)) for prid in prids))
+    hook = Hook()
+    await running(journal, hook)
+    await wait_for(lambda: len(hook.calls) == len(prids))
+    assert journal.asked[:3] == [(64, 64), (128, 128), (256, 100)]
+    await journal.append(entry("AFTER"))
+    await wait_for(lambda: hook.calls[-1:] == ["AFTER"])
+    assert journal.asked[-1] == (64, 1)
+    assert hook.calls[: len(prids)] == prids  # one VA: its payments in journal order
+    assert len(set(hook.calls)) == len(hook.calls)

@@ -24,6 +24,9 @@ from typing import Any, TypeVar
 from ..._json import dumps_ascii, loads
 
 _T = TypeVar("_T")
+
+#: Entries a delivery lease holds by default.
+LEASE = 64
 _R = TypeVar("_R")
 
 _TEXT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -187,9 +190,9 @@ class Journal(ABC):
         return True
 
     @abstractmethod
-    async def read(self, shard: int, timeout: float) -> Lease | None:
-        """Undelivered entries of ``shard`` in order, waiting up to ``timeout`` for new ones;
-        ``None`` when this process does not own the shard right now."""
+    async def read(self, shard: int, timeout: float, limit: int = LEASE) -> Lease | None:
+        """Up to ``limit`` undelivered entries of ``shard`` in order, waiting up to ``timeout``
+        for new ones; ``None`` when this process does not own the shard right now."""
         ...
 
     @abstractmethod

@@ -48,6 +48,7 @@ from ._files import (
     split_lines,
 )
 from .base import (
+    LEASE,
     DeadLetter,
     Journal,
     JournalEntry,
@@ -65,7 +66,6 @@ _log = get_logger("journal")
 #: Seconds a compacted entry's paymentRequestId is kept: DOKU retries for about 19 hours,
 #: ``reconcile`` looks back two days.
 KEEP_IDS = 3 * 86_400.0
-_LEASE = 64
 # Delivered entries beyond the history that trigger a compaction (amortises its rewrite).
 _SLACK = 64
 _RETRY_COMPACTION = 60.0
@@ -462,10 +462,10 @@ class FileJournal(Journal):
             queue.popleft()
         return (self._entries[prid] for prid in queue if not self._is_handled(prid))
 
-    async def read(self, shard: int, timeout: float) -> Lease | None:
+    async def read(self, shard: int, timeout: float, limit: int = LEASE) -> Lease | None:
         self._follow()
         self._reload_dead()
-        pending = list(islice(self._pending(), _LEASE))
+        pending = list(islice(self._pending(), limit))
         if pending:
             return Lease(0, pending)
         self._new.clear()

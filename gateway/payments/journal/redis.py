@@ -41,7 +41,7 @@ from ..._redis.keys import FORMAT_VERSION
 from ..._redis.scripts import script, script_sha
 from ...config import CacheSettings, PaymentSettings
 from ...log import get_logger
-from .base import DeadLetter, Journal, JournalEntry, Lease
+from .base import LEASE, DeadLetter, Journal, JournalEntry, Lease
 
 __all__ = ["RedisJournal"]
 
@@ -181,17 +181,17 @@ class RedisJournal(Journal):
             await self._lease(keys=[f"{self._base}lease:{shard}"], args=[self._owner, ttl_ms])
         )
 
-    async def read(self, shard: int, timeout: float) -> Lease | None:
+    async def read(self, shard: int, timeout: float, limit: int = LEASE) -> Lease | None:
         if not await self.keepalive(shard):
             return None
         await self._ensure_group(shard)
         stream = self._stream(shard)
         # First what this consumer read before but never acknowledged (a crash, a lost lease).
-        pending = await self._redis.xreadgroup(_GROUP, _CONSUMER, {stream: "0"}, count=64)
+        pending = await self._redis.xreadgroup(_GROUP, _CONSUMER, {stream: "0"}, count=limit)
         entries = await self._readable(stream, pending)
         if not entries:
             fresh = await self._redis.xreadgroup(
-                _GROUP, _CONSUMER, {stream: ">"}, count=64, block=max(int(timeout * 1000), 1)
+                _GROUP, _CONSUMER, {stream: ">"}, count=limit, block=max(int(timeout * 1000), 1)
             )
             entries = await self._readable(stream, fresh)
         return Lease(shard, entries)
