@@ -317,3 +317,33 @@ def test_live_count_agrees_with_the_fold() -> None:
         b'{"code":"888994","sett',  # torn
     ]
     assert _live_count(lines) == len(_fold(lines)) == 2
+
+
+async def test_file_of_notes_only_is_not_counted_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting a large ledger holds the interpreter; VAs answered and never paid are all live,
+    so a file of notes alone is not counted however it grows. Settles make it worth counting."""
+    import gateway.payments.ledger.file as ledger_file
+
+    counted: list[Path] = []
+    real = ledger_file._compact
+
+    def counting(lock_path: Path, path: Path) -> int:
+        counted.append(path)
+        return real(lock_path, path)
+
+    monkeypatch.setattr(ledger_file, "_compact", counting)
+    ledger = FileLedger(tmp_path, compact_min_bytes=1)
+    for n in range(200):
+        ledger.note(entry(f"3{n:03d}", float(n)))
+        if n % 20 == 19:
+            ledger._write_noted()  # as the 50 ms timer does: the file doubles several times
+    await ledger.close()
+    assert counted == []
+    for n in range(150):
+        ledger.forget(f"888993{n:03d}")
+    ledger._write_noted()
+    await ledger.close()
+    assert counted, "three quarters settled: the file is counted (and compacted)"
+    assert len(lines(tmp_path / "inquiries.jsonl")) == 50
