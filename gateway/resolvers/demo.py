@@ -8,6 +8,7 @@ found, ``116…`` open amount (min 10000.00, max 5000000.00), anything else a cl
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PathSettings, Settings, settings_from_mapping
+from ..exceptions import ConfigError
 from ..snap.keys import generate_private_key, private_key_pem, public_key_pem
 from ..snap.models import Bill, BillStatus, Inquiry, Outcome, Payment
 from ..snap.timestamps import WIB
@@ -51,10 +53,14 @@ class DemoFiles:
 
 def _write_private(path: Path, data: bytes) -> None:
     # Created with 0600 from the start: a key must never exist world-readable, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written beside and renamed over: a process reading it meanwhile sees the old file or the
+    # new one, never an empty or half-written one.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.chmod(path, 0o600)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
 
 
 def ensure_demo_files(
@@ -63,10 +69,28 @@ def ensure_demo_files(
     """Create the demo keys and credentials once; later calls reuse them."""
     root = Path(directory)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    paths = paths or PathSettings()
+    # Several gateways started at once on one demo directory (the benchmark does) must agree
+    # on one set of keys: one process at a time creates or reads them.
+    lock = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_demo_files(root, paths or PathSettings())
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _ensure_demo_files(root: Path, paths: PathSettings) -> DemoFiles:
     credentials = root / "credentials.json"
     if credentials.exists():
-        data = json.loads(credentials.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(credentials.read_text(encoding="utf-8"))
+            str(data["client_id"]), str(data["client_secret"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                str(credentials),
+                f"unreadable demo credentials ({type(exc).__name__}); delete {root} to start "
+                "afresh",
+            ) from None
     else:
         data = {
             "client_id": f"BRN-DEMO-{secrets.randbelow(10**13):013d}",
@@ -82,7 +106,9 @@ def ensure_demo_files(
             key = generate_private_key()
             _write_private(private, private_key_pem(key))
             _write_private(public, public_key_pem(key.public_key()))
-    _write_private(credentials, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    if not credentials.exists() or credentials.read_bytes() != text:
+        _write_private(credentials, text)
     return files
 
 

@@ -173,3 +173,36 @@ def test_usage_errors(args: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 2
+
+
+def test_demo_files_made_by_processes_started_at_once_agree(tmp_path: Path) -> None:
+    """Gateways started together on one demo directory (the benchmark starts three) end up
+    with one set of credentials and keys, and none reads a half-written file."""
+    script = (
+        "import json, sys; from gateway.resolvers.demo import ensure_demo_files; "
+        "f = ensure_demo_files(sys.argv[1]); "
+        "print(json.dumps([f.client_id, f.client_secret, f.doku_public.read_text()]))"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "d")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(6)
+    ]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 6, results
+    assert len({out for out, _ in results}) == 1
+
+
+def test_unreadable_demo_credentials_are_named_in_one_line(tmp_path: Path) -> None:
+    from gateway.resolvers.demo import ensure_demo_files
+
+    ensure_demo_files(tmp_path / "d")
+    (tmp_path / "d" / "credentials.json").write_text("")
+    result = run_cli("serve", "--demo", "--demo-dir", str(tmp_path / "d"))
+    assert result.returncode != 0
+    err = result.stderr.decode()
+    assert "credentials.json" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -229,6 +229,21 @@ async def test_handled_entries_are_trimmed_from_the_stream(redis_server: RedisSe
         await backend.close()
 
 
+async def handle_all_but_pr5(backend: RedisJournal, probe: Any, stream: str) -> None:
+    """Journal PR-0..PR-599, read them all (the rest through ``probe``, past one lease), and
+    mark each handled but PR-5."""
+    for n in range(600):
+        await backend.append(entry(f"PR-{n}"))
+    first = await backend.read(0, timeout=0.01)
+    assert first is not None
+    rest: Any = await probe.xreadgroup("deliverer", "deliverer", {stream: ">"}, count=1000)
+    read = [*first.entries, *(JournalEntry.decode(f[b"e"], i.decode()) for i, f in rest[0][1])]
+    assert len(read) == 600
+    for item in read:
+        if item.payment_request_id != "PR-5":
+            await backend.done(0, item)
+
+
 async def test_an_unacknowledged_entry_is_never_trimmed(redis_server: RedisServer) -> None:
     import redis.asyncio as aioredis
 
@@ -236,16 +251,7 @@ async def test_an_unacknowledged_entry_is_never_trimmed(redis_server: RedisServe
     probe = aioredis.Redis.from_url(redis_server.url)
     stream = "doku-gateway:v1:{pay}:s:0"
     try:
-        for n in range(600):
-            await backend.append(entry(f"PR-{n}"))
-        first = await backend.read(0, timeout=0.01)
-        assert first is not None
-        rest: Any = await probe.xreadgroup("deliverer", "deliverer", {stream: ">"}, count=1000)
-        read = [*first.entries, *(JournalEntry.decode(f[b"e"], i.decode()) for i, f in rest[0][1])]
-        assert len(read) == 600
-        for item in read:
-            if item.payment_request_id != "PR-5":  # read, never acknowledged (a crash)
-                await backend.done(0, item)
+        await handle_all_but_pr5(backend, probe, stream)  # PR-5: read, never acknowledged
         # Trimmed twice, each time only what came before PR-5.
         assert await probe.xlen(stream) == 595
         lease = await backend.read(0, timeout=0.01)
@@ -266,16 +272,7 @@ async def test_a_pending_entry_is_never_trimmed_when_a_history_is_kept(
     probe = aioredis.Redis.from_url(redis_server.url)
     stream = "doku-gateway:v1:{pay}:s:0"
     try:
-        for n in range(600):
-            await backend.append(entry(f"PR-{n}"))
-        first = await backend.read(0, timeout=0.01)
-        assert first is not None
-        rest: Any = await probe.xreadgroup("deliverer", "deliverer", {stream: ">"}, count=1000)
-        read = [*first.entries, *(JournalEntry.decode(f[b"e"], i.decode()) for i, f in rest[0][1])]
-        assert len(read) == 600
-        for item in read:
-            if item.payment_request_id != "PR-5":  # read, still being delivered
-                await backend.done(0, item)
+        await handle_all_but_pr5(backend, probe, stream)  # PR-5: read, still being delivered
         # Two trims (at 256 and 512 handled), each only up to PR-5.
         assert await probe.xlen(stream) == 595
         lease = await backend.read(0, timeout=0.01)
