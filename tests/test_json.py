@@ -613,3 +613,19 @@ def test_ledger_entry_round_trips_in_ascii(entry: LedgerEntry) -> None:
     assert LedgerEntry.decode(encoded.decode("ascii")) == entry
     old = json.JSONEncoder(separators=(",", ":")).encode(json.loads(encoded)).encode("ascii")
     assert encoded == old
+
+
+def test_encoded_bytes_hold_no_more_memory_than_their_length() -> None:
+    """What is encoded is kept (the memory cache, the replay store, the journal's lines): each
+    must cost about its length, not the encoder's working buffer (orjson's is 4 KiB)."""
+    import tracemalloc
+
+    documents = [{"n": "Demo Customer", "a": "25000.00", "i": f"DEMO-{n}"} for n in range(2000)]
+    tracemalloc.start()
+    try:
+        kept = [dumps_utf8(document) for document in documents]
+        kept += [dumps_ascii(document) for document in documents]
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert used / len(kept) < 256, f"{used / len(kept):.0f} bytes held per encoded document"
