@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway import Bill, BillStatus, Inquiry, Payment
-from gateway._redis.scripts import script
+from gateway._redis.scripts import script, script_sha
 from gateway.config import CacheSettings, PaymentSettings
 from gateway.doku.simulator import payment_body
 from gateway.metrics import Metrics
@@ -206,7 +206,7 @@ async def test_claim_and_record_reload_scripts_redis_forgot(
     try:
         assert await journal.claim_delivery("PR-S1", 30) is True  # loads the claim script
         await journal.record_delivery("PR-S1")  # loads the record script
-        claim, record = journal._claim_sha, journal._record_sha
+        claim, record = script_sha("claim_delivery"), script_sha("record_delivery")
         assert await probe.script_exists(claim, record) == [True, True]
 
         await probe.script_flush()  # what a restart without persistence looks like
@@ -261,8 +261,8 @@ async def ready(journal: RedisJournal, probe: aioredis.Redis, prid: str) -> None
     is a NOSCRIPT retry), then Redis's command statistics zeroed."""
     await journal.append(entry(prid))
     for sha, name in (
-        (journal._claim_sha, "claim_delivery"),
-        (journal._record_sha, "record_delivery"),
+        (script_sha("claim_delivery"), "claim_delivery"),
+        (script_sha("record_delivery"), "record_delivery"),
     ):
         assert await probe.script_load(script(name)) == sha
     await probe.config_resetstat()
@@ -326,8 +326,8 @@ async def test_a_background_delivery_sends_no_exists_of_its_own(
         assert hook.calls == ["PR-BG"]
         # Through the journal's pipeline: the claim, the record, the acknowledgement.
         assert sent == [
-            ("EVALSHA", journal._claim_sha),
-            ("EVALSHA", journal._record_sha),
+            ("EVALSHA", script_sha("claim_delivery")),
+            ("EVALSHA", script_sha("record_delivery")),
             ("XACK",),
         ]
         calls = await command_calls(probe)

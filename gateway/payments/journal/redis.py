@@ -72,9 +72,6 @@ class RedisJournal(Journal):
         # Cluster pipelines split by slot; there, each append is its own call.
         self._batch = None if cluster else Batcher(client, _APPEND_TIMEOUT)
         self._append_sha = script_sha("append")
-        self._unlock_sha = script_sha("unlock")
-        self._claim_sha = script_sha("claim_delivery")
-        self._record_sha = script_sha("record_delivery")
         self._others = others
         self.shards = settings.shards
         self._settings = settings
@@ -82,9 +79,11 @@ class RedisJournal(Journal):
         self._base_bytes = self._base.encode()
         self._append = client.register_script(script("append"))
         self._lease = client.register_script(script("lease"))
-        self._unlock = client.register_script(script("unlock"))
-        self._claim = client.register_script(script("claim_delivery"))
-        self._record = client.register_script(script("record_delivery"))
+        # The per-payment lock's scripts, run by _script (in the batch when there is one).
+        self._scripts = {
+            name: client.register_script(script(name))
+            for name in ("unlock", "claim_delivery", "record_delivery")
+        }
         self._owner = secrets.token_hex(8)
         # Lock tokens: unique (this process's owner id and a counter), not secret.
         self._token_count = itertools.count()
@@ -308,10 +307,7 @@ class RedisJournal(Journal):
         token = self._token()
         keys = [self._key("done:", payment_request_id), self._key("lock:", payment_request_id)]
         args = [token, max(int(ttl * 1000), 1)]
-        if self._batch is not None:
-            taken = await self._batch.script(self._claim_sha, script("claim_delivery"), keys, args)
-        else:
-            taken = await self._claim(keys=keys, args=args)
+        taken = await self._script("claim_delivery", keys, args)
         if taken == 1:
             self._locks[payment_request_id] = token
             return True
@@ -323,25 +319,25 @@ class RedisJournal(Journal):
             await self.mark_delivered(payment_request_id)
             return
         keys = [self._key("done:", payment_request_id), self._key("lock:", payment_request_id)]
-        args = [token, _KEEP_MS]
-        if self._batch is not None:
-            await self._batch.script(self._record_sha, script("record_delivery"), keys, args)
-        else:
-            await self._record(keys=keys, args=args)
+        await self._script("record_delivery", keys, [token, _KEEP_MS])
         self._locks.pop(payment_request_id, None)
 
     def _token(self) -> str:
         return f"{self._owner}-{next(self._token_count)}"
 
+    async def _script(self, name: str, keys: list[Any], args: list[Any]) -> Any:
+        """One of the lock's scripts, pipelined with the deliveries' other steps when possible;
+        loaded again if Redis forgot it (a restart)."""
+        registered = self._scripts[name]
+        if self._batch is not None:
+            return await self._batch.script(registered.sha, script(name), keys, args)
+        return await registered(keys=keys, args=args)
+
     async def unlock(self, payment_request_id: str) -> None:
         token = self._locks.pop(payment_request_id, None)
         if token is None:
             return
-        key = self._key("lock:", payment_request_id)
-        if self._batch is not None:
-            await self._batch.script(self._unlock_sha, script("unlock"), [key], [token])
-        else:
-            await self._unlock(keys=[key], args=[token])
+        await self._script("unlock", [self._key("lock:", payment_request_id)], [token])
 
     async def dead_letter(self, entry: JournalEntry, error: str, attempts: int) -> None:
         await self._redis.xadd(
