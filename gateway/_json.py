@@ -32,6 +32,11 @@ _ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # Numbers follow ':', '[' or ',' (a top-level number is no JSON object); a string that merely
 # looks like this sends the body to the standard library, which is only slower.
 _LONG_INTEGER = re.compile(rb"[:\[,][ \t\n\r]*-?[0-9]{19}")
+# The pattern above costs a regex step per byte (2-3 µs for a payment body, three times orjson's
+# parse). Nearly every body has no run of 19 digits anywhere: one C translate and one substring
+# search (a tenth of that) say so, and only a body that has one is searched with the pattern.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def _orjson(document: Any) -> bytes | None:
@@ -71,7 +76,10 @@ def dumps_ascii(document: Any) -> bytes:
 def loads(raw: bytes, slow: Callable[[bytes], Any]) -> Any:
     """``raw`` parsed by orjson, or by ``slow`` (the standard library's rules) whenever orjson
     refuses it or could read a number differently. ``slow``'s exceptions propagate."""
-    if _LONG_INTEGER.search(raw) is None:
+    if (
+        _NINETEEN_DIGITS not in raw.translate(_DIGITS_ONLY)
+        or _LONG_INTEGER.search(raw) is None
+    ):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
