@@ -76,10 +76,7 @@ def dumps_ascii(document: Any) -> bytes:
 def loads(raw: bytes, slow: Callable[[bytes], Any]) -> Any:
     """``raw`` parsed by orjson, or by ``slow`` (the standard library's rules) whenever orjson
     refuses it or could read a number differently. ``slow``'s exceptions propagate."""
-    if (
-        _NINETEEN_DIGITS not in raw.translate(_DIGITS_ONLY)
-        or _LONG_INTEGER.search(raw) is None
-    ):
+    if _NINETEEN_DIGITS not in raw.translate(_DIGITS_ONLY) or _LONG_INTEGER.search(raw) is None:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
