@@ -182,6 +182,10 @@ class PaymentSettings:
     #: notification only after 30 min). ``sync``: ack only after the hook returned.
     delivery: Literal["async", "sync"] = "async"
     hook_timeout: float = 10.0
+    #: VAs delivered at once (each VA's payments one after the other): bounds both the calls
+    #: in flight to the merchant's system and the work a delivery burst puts on the event loop
+    #: between two requests.
+    delivery_concurrency: int = 64
     max_attempts: int = 10
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
@@ -760,6 +764,8 @@ def _validate(
         add("payment.shards", "must be at least 1")
     if payment.max_attempts < 1:
         add("payment.max_attempts", "must be at least 1")
+    if payment.delivery_concurrency < 1:
+        add("payment.delivery_concurrency", "must be at least 1")
     if payment.journal_keep_delivered < 0:
         add("payment.journal_keep_delivered", "must be at least 0")
     if payment.wait_replicas and "+cluster" in cache.url.split("://", 1)[0]:

@@ -150,11 +150,7 @@ class Deliverer:
                 handled: list[JournalEntry] = []
                 try:
                     try:
-                        # A task group: when one VA's step fails (a Redis blip), the others are
-                        # cancelled, not left running beside the next read of the same entries.
-                        async with asyncio.TaskGroup() as group:
-                            for entries in by_va.values():
-                                group.create_task(self._deliver_in_order(shard, entries, handled))
+                        await self._deliver_lease(shard, list(by_va.values()), handled)
                     finally:
                         # What was handled is marked so together (one command on Redis), also
                         # when a sibling failed; an entry delivered but not marked is read
@@ -167,6 +163,29 @@ class Deliverer:
             except Exception as exc:
                 self._journal_failures.failed(exc)
                 await self._sleep(1.0)
+
+    async def _deliver_lease(
+        self, shard: int, by_va: list[list[JournalEntry]], handled: list[JournalEntry]
+    ) -> None:
+        """A lease's VAs, ``delivery_concurrency`` at a time, each VA's entries in order.
+
+        A task per VA, all started at once, ran their first steps back to back in one turn of
+        the event loop: a lease of 1 024 held the requests behind it for tens of milliseconds
+        (the payment p99). A few workers, each yielding after a VA, keep that to a window's
+        worth, and the calls in flight to the merchant's system to the setting.
+        """
+        queue = iter(by_va)  # shared: each worker takes the next VA when it is free
+
+        async def work() -> None:
+            for entries in queue:
+                await self._deliver_in_order(shard, entries, handled)
+                await asyncio.sleep(0)  # requests that arrived meanwhile go next
+
+        # A task group: when one VA's step fails (a Redis blip), the others are cancelled, not
+        # left running beside the next read of the same entries.
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.settings.delivery_concurrency, len(by_va))):
+                group.create_task(work())
 
     async def _deliver_in_order(
         self, shard: int, entries: list[JournalEntry], handled: list[JournalEntry]

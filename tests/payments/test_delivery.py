@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,77 @@ async def test_a_journal_behind_gets_larger_leases_then_the_default_again(
     assert journal.asked[-1] == (64, 1)
     assert hook.calls[: len(prids)] == prids  # one VA: its payments in journal order
     assert len(set(hook.calls)) == len(hook.calls)
+
+
+class Gate(Hook):
+    """Hooks that wait until the test opens them; counts how many wait at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+        self.waiting = 0
+        self.most = 0
+
+    async def on_payment(self, payment: Payment) -> None:
+        self.calls.append(payment.payment_request_id)
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        try:
+            await self.open.wait()
+        finally:
+            self.waiting -= 1
+
+
+def entry_for(code: str, prid: str) -> JournalEntry:
+    document = payment_body(code, "   88899", "1.00", payment_request_id=prid)
+    raw = json.dumps(document).encode()
+    return JournalEntry(prid, code, "88899", document, time.time(), raw=raw)
+
+
+async def test_a_lease_delivers_its_vas_a_window_at_a_time_each_va_in_order(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    """``delivery_concurrency`` bounds the hooks in flight; every VA is still delivered, its
+    payments in journal order."""
+    journal = FileJournal(tmp_path)
+    codes = [f"88899{n:08d}" for n in range(20)]
+    for round_ in range(2):
+        for code in codes:
+            await journal.append(entry_for(code, f"{code}-{round_}"))
+    hook = Gate()
+    settings = replace(FAST, delivery_concurrency=3, hook_timeout=30.0)
+    await running(journal, hook, settings)
+    await wait_for(lambda: hook.waiting == 3)
+    await asyncio.sleep(0.05)  # had the window not held, more hooks would have started by now
+    assert hook.most == 3 and len(hook.calls) == 3
+    hook.open.set()
+    await wait_for(lambda: len(hook.calls) == 40)
+    assert hook.most == 3
+    for code in codes:
+        assert [c for c in hook.calls if c.startswith(code)] == [f"{code}-0", f"{code}-1"]
+
+
+async def test_requests_get_turns_of_the_loop_while_a_lease_is_delivered(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    """Hooks that never wait used to run a whole lease back to back in one turn of the event
+    loop, and requests waited behind it. Counted in turns: between two turns of another task,
+    at most a window of VAs is delivered."""
+    journal = FileJournal(tmp_path)
+    for n in range(200):
+        await journal.append(entry_for(f"88899{n:08d}", f"PR-{n}"))
+    hook = Hook()
+    batches: list[int] = []
+
+    async def ticker() -> None:
+        seen = 0
+        while len(hook.calls) < 200:
+            await asyncio.sleep(0)
+            batches.append(len(hook.calls) - seen)
+            seen = len(hook.calls)
+
+    ticking = asyncio.create_task(ticker())
+    await running(journal, hook, replace(FAST, delivery_concurrency=8))
+    await asyncio.wait_for(ticking, 30)
+    assert sum(batches) == 200
+    assert max(batches) <= 8, batches
