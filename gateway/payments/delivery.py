@@ -30,6 +30,9 @@ _log = get_logger("delivery")
 
 #: The most entries a lease grows to while the journal is behind.
 MAX_LEASE = 1024
+#: Payments parsed on acceptance kept for their delivery; past this, oldest dropped first (they
+#: are parsed again from the journal: another pod delivered them, or the journal is far behind).
+ACCEPTED_KEPT = 2 * MAX_LEASE
 
 
 def payment_from_entry(entry: JournalEntry) -> Payment:
@@ -66,6 +69,9 @@ class Deliverer:
         # Payments whose hook returned but whose delivery is not recorded yet: the record is
         # retried, not the hook.
         self._hooked: set[str] = set()
+        # Payments this process accepted and parsed, by paymentRequestId, until delivered: the
+        # delivery need not parse the journaled body a second time (see accepted()).
+        self._accepted: dict[str, Payment] = {}
         self._unreadable_counted = 0
         # Shared by the shards' loops: a journal outage logs one line per minute, not four
         # tracebacks a second.
@@ -93,6 +99,14 @@ class Deliverer:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+    def accepted(self, payment: Payment) -> None:
+        """``payment`` was parsed from a notification just journaled as new: its delivery uses
+        it as it is instead of parsing the journal entry's body again (the same bytes)."""
+        accepted = self._accepted
+        accepted[payment.payment_request_id] = payment
+        if len(accepted) > ACCEPTED_KEPT:
+            del accepted[next(iter(accepted))]
 
     async def deliver_now(self, entry: JournalEntry) -> bool:
         """One attempt, for the in-request (``sync``) mode; True once delivered.
@@ -259,7 +273,7 @@ class Deliverer:
             await self.journal.keepalive(shard)
 
     async def _attempt(self, entry: JournalEntry) -> None:
-        payment = payment_from_entry(entry)
+        payment = self._accepted.pop(entry.payment_request_id, None) or payment_from_entry(entry)
         route = self.resolvers.route(entry.partner_prefix)
         hook = None if route is None else getattr(route.resolver, "on_payment", None)
         if route is None or hook is None:

@@ -43,14 +43,10 @@ def parse_payment(document: Mapping[str, Any], *, check_composition: bool = True
     if currency != "IDR":
         raise SnapError(Case.INVALID_FIELD_FORMAT, "paidAmount.currency")
     info = optional_object(document, "additionalInfo", "additionalInfo") or {}
-
-    def info_str(key: str, max_length: int = 255) -> str | None:
-        return optional_str(info, key, f"additionalInfo.{key}", max_length)
-
     # DOKU's PHP SDK spells it "souceBankName"; accept both, prefer the correct one.
-    bank_name = info_str("sourceBankName")
+    bank_name = optional_str(info, "sourceBankName", "additionalInfo.sourceBankName", 255)
     if bank_name is None:
-        bank_name = info_str("souceBankName")
+        bank_name = optional_str(info, "souceBankName", "additionalInfo.souceBankName", 255)
     return Payment(
         partner_service_id=partner,
         customer_no=customer,
@@ -68,11 +64,13 @@ def parse_payment(document: Mapping[str, Any], *, check_composition: bool = True
         trx_type=optional_str(
             document, "virtualAccountTrxType", "virtualAccountTrxType", 1, _TRX_TYPE
         ),
-        channel=info_str("channel", 30),
+        channel=optional_str(info, "channel", "additionalInfo.channel", 30),
         inquiry_request_id=optional_str(document, "inquiryRequestId", "inquiryRequestId", 128),
-        sender_name=info_str("senderName"),
-        source_account_no=info_str("sourceAccountNo", 64),
-        source_bank_code=info_str("sourceBankCode", 16),
+        sender_name=optional_str(info, "senderName", "additionalInfo.senderName", 255),
+        source_account_no=optional_str(
+            info, "sourceAccountNo", "additionalInfo.sourceAccountNo", 64
+        ),
+        source_bank_code=optional_str(info, "sourceBankCode", "additionalInfo.sourceBankCode", 16),
         source_bank_name=bank_name,
     )
 

@@ -17,10 +17,11 @@ from gateway import Bill, BillStatus, Inquiry, Payment
 from gateway.config import PaymentSettings
 from gateway.doku.simulator import payment_body
 from gateway.metrics import Metrics
-from gateway.payments.delivery import Deliverer
+from gateway.payments.delivery import ACCEPTED_KEPT, Deliverer
 from gateway.payments.journal.base import Journal, JournalEntry
 from gateway.payments.journal.file import FileJournal
 from gateway.resolvers.dispatch import ResolverSet
+from gateway.snap.payment import parse_payment
 
 pytestmark = pytest.mark.anyio
 
@@ -261,3 +262,34 @@ async def test_requests_get_turns_of_the_loop_while_a_lease_is_delivered(
     await asyncio.wait_for(ticking, 30)
     assert sum(batches) == 200
     assert max(batches) <= 8, batches
+
+
+async def test_payments_parsed_on_acceptance_are_kept_for_delivery_within_a_bound(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    """What the handler parsed is delivered as it is; past ACCEPTED_KEPT the oldest are
+    dropped (another pod delivered them) and parsed again from the journal when delivered."""
+    journal = FileJournal(tmp_path)
+    hook = Senders()
+    deliverer = Deliverer(journal, ResolverSet.single(hook, "hook"), FAST, Metrics())
+    prids = [f"KEPT-{n}" for n in range(ACCEPTED_KEPT + 1)]
+    for prid in prids:
+        accepted = entry(prid)
+        await journal.append(accepted)
+        deliverer.accepted(replace(parse_payment(accepted.body), sender_name="as accepted"))
+    await deliverer.start()
+    try:
+        await wait_for(lambda: len(hook.senders) == len(prids))
+    finally:
+        await deliverer.stop()
+    assert hook.senders[prids[0]] == "Budi"  # dropped, parsed from the journal again
+    assert {hook.senders[prid] for prid in prids[1:]} == {"as accepted"}
+
+
+class Senders(Hook):
+    def __init__(self) -> None:
+        super().__init__()
+        self.senders: dict[str, str | None] = {}
+
+    async def on_payment(self, payment: Payment) -> None:
+        self.senders[payment.payment_request_id] = payment.sender_name

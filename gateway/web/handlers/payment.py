@@ -99,6 +99,7 @@ class PaymentHandler:
             return error_body(SnapError(Case.INTERNAL_ERROR), _SERVICE)
         rt.metrics.payments.labels("new" if new else "duplicate").inc()
         if new:
+            self.deliverer.accepted(payment)
             await self._invalidate(payment)
             # The VA was paid: `reconcile` need not ask DOKU about it (a hint: not awaited).
             self.ledger.forget(payment.payment_code)

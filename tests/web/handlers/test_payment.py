@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from gateway import Bill, BillStatus, Inquiry, Payment
 from gateway.doku.simulator import DokuSimulator, SignedRequest, inquiry_body, payment_body
+from gateway.payments.journal.base import JournalEntry
 from gateway.payments.journal.file import FileJournal
 from gateway.resolvers.demo import DemoResolver
 from gateway.resolvers.dispatch import ResolverSet
@@ -154,6 +155,38 @@ async def test_hook_sees_one_typed_payment(keys: Keys, simulator: DokuSimulator)
     assert payment.trx_id == "DEMO-8889900001234"
     assert payment.flags == ()
     assert payment.body["paymentRequestId"] == "PR-2"
+
+
+async def test_the_delivery_uses_the_payment_parsed_on_acceptance(
+    keys: Keys, simulator: DokuSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notification is parsed once: its delivery in the same process does not parse the
+    journaled body again, and the hook gets what parsing it would give."""
+    from gateway.payments import delivery
+    from gateway.snap.payment import parse_payment
+
+    parsed_again: list[str] = []
+    original = delivery.payment_from_entry
+
+    def counting(entry: JournalEntry) -> Payment:
+        parsed_again.append(entry.payment_request_id)
+        return original(entry)
+
+    monkeypatch.setattr(delivery, "payment_from_entry", counting)
+    resolver = Recording()
+    app = create_app(make_settings(keys), resolvers=ResolverSet.single(resolver, "rec"))
+    documents = [
+        payment_body(CODE, "   88899", "25000.00", payment_request_id=f"PR-ONCE-{n}")
+        for n in range(3)
+    ]
+    with running_server(app) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = await simulator.get_token(http)
+            for document in documents:
+                assert (await post(http, simulator, token, document)).status_code == 200
+            await wait_for(lambda: len(resolver.calls) == 3)
+    assert parsed_again == []
+    assert resolver.calls == [parse_payment(document) for document in documents]
 
 
 @pytest.mark.parametrize(
