@@ -182,10 +182,9 @@ class PaymentSettings:
     #: notification only after 30 min). ``sync``: ack only after the hook returned.
     delivery: Literal["async", "sync"] = "async"
     hook_timeout: float = 10.0
-    #: VAs delivered at once (each VA's payments one after the other): bounds both the calls
-    #: in flight to the merchant's system and the work a delivery burst puts on the event loop
-    #: between two requests.
-    delivery_concurrency: int = 64
+    #: VAs delivered at once (each VA's payments one after the other): the most calls in
+    #: flight to the merchant's ``on_payment`` hook.
+    delivery_concurrency: int = 128
     max_attempts: int = 10
     backoff_initial: float = 0.5
     backoff_max: float = 60.0

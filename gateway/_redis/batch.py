@@ -17,6 +17,17 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+# redis-py's parser on hiredis: its replies can be taken from the reader directly (_hiredis).
+_HIREDIS_PARSER: type[Any] | None
+try:
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _AsyncHiredisParser
+
+    _HIREDIS_PARSER = _AsyncHiredisParser
+except ImportError:  # pragma: no cover (another redis-py layout: its read_response is used)
+    _HIREDIS_PARSER = None
+    _NOT_ENOUGH_DATA = object()
+
 __all__ = ["Batcher"]
 
 
@@ -133,11 +144,30 @@ class Batcher:
                     await connection.send_packed_command(
                         connection.pack_commands(commands) if packed is None else packed
                     )
+                    replies = _hiredis(connection)
                     for _, future in batch:
-                        try:
-                            result = await connection.read_response()
-                        except ResponseError as exc:
-                            result = exc
+                        if replies is None:
+                            try:
+                                result = await connection.read_response()
+                            except ResponseError as exc:
+                                result = exc
+                        else:
+                            gets, feed, stream = replies
+                            result = gets()
+                            while result is _NOT_ENOUGH_DATA:
+                                data = await stream.read(_READ_SIZE)
+                                if not data:
+                                    raise RedisConnectionError("Connection closed by server.")
+                                feed(data)
+                                result = gets()
+                            # As redis-py's parser: a connection-level error (LOADING, ...)
+                            # fails the connection, a command's error is that command's reply.
+                            if isinstance(result, RedisConnectionError):
+                                raise result
+                            if type(result) is list and result:
+                                first = result[0]
+                                if isinstance(first, RedisConnectionError):
+                                    raise first
                         read += 1
                         if future.done():
                             continue
@@ -213,6 +243,31 @@ def _pack(commands: list[tuple[Any, ...]], encoding: str, errors: str) -> bytes 
                 return None
             append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
+
+
+_READ_SIZE = 65536
+
+
+def _hiredis(connection: Any) -> tuple[Any, Any, Any] | None:
+    """``(gets, feed, stream)`` of a connected RESP2 connection whose parser is redis-py's
+    hiredis one, else None (then ``read_response`` reads each reply).
+
+    ``read_response`` costs a coroutine, a host string and protocol checks per reply; a
+    payment's dozen replies arrive in one or two reads. Taking them from the same hiredis reader
+    the parser would use, with the same error classes, costs a ``gets()`` each. The stream and
+    the reader are the parser's own (``on_connect`` made them), so either way of reading leaves
+    the connection in the same state.
+    """
+    parser = getattr(connection, "_parser", None)
+    if _HIREDIS_PARSER is None or type(parser) is not _HIREDIS_PARSER:
+        return None
+    if getattr(connection, "protocol", None) != 2:
+        return None  # RESP3 may interleave push messages: redis-py's parser handles those
+    reader = getattr(parser, "_reader", None)
+    stream = getattr(connection, "_reader", None)
+    if reader is None or stream is None:
+        return None
+    return reader.gets, reader.feed, stream
 
 
 def _stale(exc: BaseException) -> bool:

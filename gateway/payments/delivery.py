@@ -41,6 +41,30 @@ def payment_from_entry(entry: JournalEntry) -> Payment:
     return parse_payment(entry.body, check_composition=False)
 
 
+class _TurnBudget:
+    """VAs a lease may start in one turn of the event loop; refilled in the next turn."""
+
+    def __init__(self, size: int) -> None:
+        self._size = max(size, 1)
+        self._left = self._size
+        self._refilled = asyncio.Event()
+        self._refilled.set()
+
+    async def take(self) -> None:
+        """Returns at once while this turn has some left; otherwise once the next turn refilled
+        it (meanwhile the requests that arrived go first)."""
+        while self._left <= 0:
+            if self._refilled.is_set():
+                self._refilled.clear()
+                asyncio.get_running_loop().call_soon(self._refill)
+            await self._refilled.wait()
+        self._left -= 1
+
+    def _refill(self) -> None:
+        self._left = self._size
+        self._refilled.set()
+
+
 class _Busy(Exception):
     """Another path (the request in sync mode, another pod) is delivering this payment."""
 
@@ -148,6 +172,9 @@ class Deliverer:
                     continue
                 self._journal_failures.succeeded()
                 self._count_unreadable()
+                # A quarter of the lease may start per turn of the loop: a journal behind gets
+                # larger leases, and so more of the loop, until it keeps pace.
+                budget = _TurnBudget(size // 4)
                 # A full lease means the journal is behind: the next one is larger (each lease
                 # costs a few turns of an event loop that requests keep busy, so under a burst
                 # a fixed size fell behind the acks). It shrinks back once the journal is
@@ -164,7 +191,7 @@ class Deliverer:
                 handled: list[JournalEntry] = []
                 try:
                     try:
-                        await self._deliver_lease(shard, list(by_va.values()), handled)
+                        await self._deliver_lease(shard, list(by_va.values()), handled, budget)
                     finally:
                         # What was handled is marked so together (one command on Redis), also
                         # when a sibling failed; an entry delivered but not marked is read
@@ -179,21 +206,24 @@ class Deliverer:
                 await self._sleep(1.0)
 
     async def _deliver_lease(
-        self, shard: int, by_va: list[list[JournalEntry]], handled: list[JournalEntry]
+        self,
+        shard: int,
+        by_va: list[list[JournalEntry]],
+        handled: list[JournalEntry],
+        budget: _TurnBudget,
     ) -> None:
-        """A lease's VAs, ``delivery_concurrency`` at a time, each VA's entries in order.
+        """A lease's VAs, ``delivery_concurrency`` at a time, each VA's entries in order, and
+        no more VAs started per turn of the event loop than ``budget`` allows.
 
         A task per VA, all started at once, ran their first steps back to back in one turn of
-        the event loop: a lease of 1 024 held the requests behind it for tens of milliseconds
-        (the payment p99). A few workers, each yielding after a VA, keep that to a window's
-        worth, and the calls in flight to the merchant's system to the setting.
+        the loop: a lease of 1 024 held the requests behind it for tens of milliseconds.
         """
         queue = iter(by_va)  # shared: each worker takes the next VA when it is free
 
         async def work() -> None:
             for entries in queue:
+                await budget.take()
                 await self._deliver_in_order(shard, entries, handled)
-                await asyncio.sleep(0)  # requests that arrived meanwhile go next
 
         # A task group: when one VA's step fails (a Redis blip), the others are cancelled, not
         # left running beside the next read of the same entries.

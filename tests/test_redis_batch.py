@@ -1,0 +1,105 @@
+"""The Batcher reads a pipeline's replies straight from redis-py's hiredis reader (one
+``gets()`` per reply, not a ``read_response`` coroutine each), with redis-py's own results and
+error classes; through a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from gateway._redis.batch import Batcher
+
+from .support import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+BIG = bytes(range(256)) * 4096  # 1 MiB: its reply takes many reads of the socket
+
+
+@pytest.fixture
+async def make(redis_server: RedisServer) -> AsyncIterator[Callable[..., Any]]:
+    """Batchers on clients of the given protocol, each counting its read_response calls."""
+    made: list[tuple[Batcher, Any]] = []
+
+    def build(protocol: int = 2) -> tuple[Batcher, list[int]]:
+        client = aioredis.Redis.from_url(redis_server.url, protocol=protocol)
+        batcher = Batcher(client, 5.0)
+        calls = [0]
+        connection = batcher._connection
+        original = connection.read_response
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            return await original(*args, **kwargs)
+
+        connection.read_response = counting
+        made.append((batcher, client))
+        return batcher, calls
+
+    yield build
+    for batcher, client in made:
+        await batcher.drain()
+        await client.aclose()
+
+
+async def mixed_batch(batcher: Batcher) -> list[Any]:
+    await batcher.submit("SET", "batch:big", BIG)
+    await batcher.submit("SET", "batch:text", "é\r\n")
+    results = await asyncio.gather(
+        batcher.submit("GET", "batch:big"),
+        batcher.submit("LPUSH", "batch:text", "x"),  # WRONGTYPE: this command's error
+        batcher.submit("EVALSHA", "0" * 40, 0),  # NOSCRIPT
+        batcher.submit("GET", "batch:text"),
+        batcher.submit("GET", "batch:missing"),
+        batcher.submit("EVAL", "return {1, 'a', {2}}", 0),
+        return_exceptions=True,
+    )
+    return list(results)
+
+
+def check_mixed(results: list[Any]) -> None:
+    big, wrongtype, noscript, text, missing, nested = results
+    assert big == BIG
+    assert isinstance(wrongtype, ResponseError) and "WRONGTYPE" in str(wrongtype)
+    assert isinstance(noscript, NoScriptError)
+    assert text == "é\r\n".encode()
+    assert missing is None
+    assert nested == [1, b"a", [2]]
+
+
+@pytest.mark.parametrize("hiredis", [True, False], ids=["resp2-hiredis", "resp3-redis-py"])
+async def test_replies_and_errors_are_redis_pys_either_way(
+    make: Callable[..., Any], hiredis: bool
+) -> None:
+    batcher, calls = make(protocol=2 if hiredis else 3)
+    await batcher.submit("PING")
+    calls[0] = 0  # the connection's handshake (CLIENT SETINFO ...) is redis-py's
+    results = await mixed_batch(batcher)
+    check_mixed(results)
+    # RESP2 on hiredis: no read_response at all; RESP3 (push messages): redis-py reads.
+    assert (calls[0] == 0) is hiredis
+    assert await batcher.submit("GET", "batch:text") == "é\r\n".encode()  # still in step
+
+
+async def test_a_connection_closed_mid_batch_fails_the_rest_then_reconnects(
+    make: Callable[..., Any],
+) -> None:
+    batcher, _ = make()
+    await batcher.submit("SET", "batch:k", "v")
+    before = batcher.round_trips
+    replies = await asyncio.gather(
+        batcher.submit("QUIT"),  # Redis answers OK, then closes the connection
+        batcher.submit("GET", "batch:k"),
+        return_exceptions=True,
+    )
+    quit_reply, after_quit = replies
+    assert quit_reply in (b"OK", True)
+    assert isinstance(after_quit, RedisConnectionError)
+    assert batcher.round_trips == before + 1  # a reply was read: not sent again
+    assert await batcher.submit("GET", "batch:k") == b"v"  # a fresh connection
