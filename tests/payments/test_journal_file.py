@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -444,3 +445,110 @@ async def test_a_sustained_burst_cannot_hold_off_compaction(tmp_path: Path) -> N
     assert compacted, f"no compaction under load (most held: {most})"
     assert most <= busy_limit + 4 * 64 + 64  # bounded by the busy limit plus one lease
     await journal.close()
+
+
+class HeldSideFile:
+    """An fsync that holds the compaction's side file until the test lets it go (a large
+    rewrite on a slow disk); every other fsync goes through."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".compacting") and not self.release.is_set():
+            self.reached.set()
+            assert self.release.wait(30), "the test never let the side file go"
+        os.fsync(fd)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def delivered_history(journal: FileJournal, count: int, prefix: str = "PR") -> None:
+    for n in range(count):
+        await journal.append(entry(f"{prefix}-{n}"))
+    await deliver_all(journal)
+
+
+async def test_appends_are_acknowledged_while_a_compaction_writes_its_side_file(
+    tmp_path: Path,
+) -> None:
+    """The compaction's big write happens beside the writer: notifications arriving meanwhile
+    are journaled and acknowledged, then carried over into the compacted file, whole."""
+    held = HeldSideFile()
+    journal = FileJournal(tmp_path, keep_delivered=5, fsync=held)
+    await delivered_history(journal, 100)
+    await until(held.reached.is_set)  # the compaction is syncing its side file
+    for n in range(20):  # each acknowledged while the side file is held
+        stored, new = await asyncio.wait_for(journal.append(entry(f"LATE-{n}")), 10)
+        assert new and stored.payment_request_id == f"LATE-{n}"
+    late = [f"LATE-{n}" for n in range(20)]
+    await journal.mark_delivered("LATE-0")
+    held.release.set()
+    await journal.close()
+    assert len(await journal.entries(limit=1000)) < 100  # compacted
+    written = [r.get("prid") for r in records(tmp_path)]
+    assert [p for p in written if isinstance(p, str) and p.startswith("LATE-")] == late
+    assert {"done": "LATE-0"} in records(tmp_path)
+    assert not (tmp_path / "payments.jsonl.compacting").exists()
+    restarted = FileJournal(tmp_path, keep_delivered=5)
+    assert await pending_ids(restarted) == late[1:]
+    for n in range(100):
+        assert await restarted.is_delivered(f"PR-{n}")  # compacted to its id or kept whole
+    assert await restarted.is_delivered("LATE-0")
+
+
+async def test_lines_another_process_appends_during_a_compaction_are_carried_and_read(
+    tmp_path: Path,
+) -> None:
+    held = HeldSideFile()
+    gateway_side = FileJournal(tmp_path, keep_delivered=5, fsync=held)
+    await delivered_history(gateway_side, 100)
+    await until(held.reached.is_set)
+    cli_side = FileJournal(tmp_path)  # `doku-gateway reconcile` in its own process
+    await cli_side.append(entry("PR-CLI", "8889900005555"))
+    held.release.set()
+    await gateway_side.close()
+    assert "PR-CLI" in [r.get("prid") for r in records(tmp_path)]
+    assert await pending_ids(gateway_side) == ["PR-CLI"]  # taken in once, not twice
+    assert await pending_ids(FileJournal(tmp_path)) == ["PR-CLI"]
+
+
+async def test_a_journal_rewritten_by_another_process_meanwhile_is_not_switched(
+    tmp_path: Path,
+) -> None:
+    """Another process compacted the directory between the side file and the switch: the
+    switch is dropped (the side file with it) and nothing is lost."""
+    held = HeldSideFile()
+    journal = FileJournal(tmp_path, keep_delivered=5, fsync=held)
+    await delivered_history(journal, 100)
+    await until(held.reached.is_set)
+    # What a rewrite by another process looks like: the same lines, a new file.
+    path = tmp_path / "payments.jsonl"
+    copy = tmp_path / "copy"
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)
+    held.release.set()
+    await journal.close()
+    assert not (tmp_path / "payments.jsonl.compacting").exists()
+    restarted = FileJournal(tmp_path, keep_delivered=5)
+    assert await pending_ids(restarted) == []
+    for n in range(100):
+        assert await restarted.is_delivered(f"PR-{n}")
+
+
+async def test_a_side_file_left_by_a_crash_is_ignored_then_replaced(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, keep_delivered=5)
+    await journal.append(entry("PR-KEPT"))
+    (tmp_path / "payments.jsonl.compacting").write_bytes(b'{"prid":"half a compaction')
+    restarted = FileJournal(tmp_path, keep_delivered=5)
+    assert await pending_ids(restarted) == ["PR-KEPT"]
+    await delivered_history(restarted, 100, prefix="MORE")
+    await restarted.close()
+    assert not (tmp_path / "payments.jsonl.compacting").exists()
+    assert await pending_ids(FileJournal(tmp_path, keep_delivered=5)) == []

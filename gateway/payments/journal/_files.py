@@ -19,12 +19,14 @@ __all__ = [
     "Fsync",
     "Identity",
     "Write",
+    "append_synced",
     "append_whole",
     "fsync_dir",
     "identity_of",
     "locked",
     "replace_file",
     "split_lines",
+    "write_synced",
 ]
 
 _log = get_logger("journal")
@@ -133,18 +135,34 @@ def replace_file(path: Path, data: bytes, *, fsync: Fsync = os.fsync) -> Identit
     """Write ``data`` to a temporary file, fsync it, rename it over ``path``, fsync the
     directory: readers see the old file or the new one, whole."""
     temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    identity = write_synced(temporary, data, fsync=fsync)
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+    return identity
+
+
+def write_synced(path: Path, data: bytes, *, fsync: Fsync = os.fsync) -> Identity:
+    """``path`` (created or emptied) holding ``data``, fsync'd; removed again on a failure."""
+    return _synced(path, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync)
+
+
+def append_synced(path: Path, data: bytes, *, fsync: Fsync = os.fsync) -> Identity:
+    """``data`` added to the end of the existing ``path``, fsync'd (a file made by
+    :func:`write_synced` and not yet in place: removed on a failure)."""
+    return _synced(path, data, os.O_WRONLY | os.O_APPEND, fsync)
+
+
+def _synced(path: Path, data: bytes, flags: int, fsync: Fsync) -> Identity:
+    fd = os.open(path, flags, 0o600)
     try:
         _write_all(fd, data, os.write)
         fsync(fd)
         stat = os.fstat(fd)
     except OSError:
         os.close(fd)
-        temporary.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
     os.close(fd)
-    os.replace(temporary, path)
-    fsync_dir(path.parent)
     return stat.st_dev, stat.st_ino
 
 
