@@ -57,10 +57,8 @@ class DrainingServer(uvicorn.Server):
 
 
 def tune_collector() -> None:
-    """Once the app is up: what start-up made (modules, settings, keys, pools) is moved out of
-    the collector's sight, so that full collections walk only what requests made, and the young
-    generation is allowed to grow to :data:`GC_YOUNG_THRESHOLD` objects."""
-    gc.collect()
-    gc.freeze()
+    """Once the app is up (its lifespan has frozen what start-up made): the young generation
+    may grow to :data:`GC_YOUNG_THRESHOLD` objects. A process setting, so ``serve`` makes it,
+    not the app (an app embedded in another server leaves that server's collector alone)."""
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)

@@ -89,8 +89,8 @@ def test_sigterm_drains_then_exits(tmp_path: Path, keys: Keys) -> None:
 
 
 def test_the_collector_is_tuned_once_the_app_is_up() -> None:
-    """Start-up's objects frozen out of the collector's walks, a larger young generation.
-    In a child interpreter: the test process's own collector is left as it is."""
+    """A larger young generation, the other thresholds kept. In a child interpreter: the test
+    process's own collector is left as it is."""
     script = (
         "import gc\n"
         "from gateway.cli._serve import GC_YOUNG_THRESHOLD, tune_collector\n"
@@ -99,7 +99,6 @@ def test_the_collector_is_tuned_once_the_app_is_up() -> None:
         "after = gc.get_threshold()\n"
         "assert after == (GC_YOUNG_THRESHOLD, *before[1:]), (before, after)\n"
         "assert GC_YOUNG_THRESHOLD > before[0]\n"
-        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
         "print('tuned')\n"
     )
     done = subprocess.run(
