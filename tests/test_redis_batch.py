@@ -103,3 +103,35 @@ async def test_a_connection_closed_mid_batch_fails_the_rest_then_reconnects(
     assert isinstance(after_quit, RedisConnectionError)
     assert batcher.round_trips == before + 1  # a reply was read: not sent again
     assert await batcher.submit("GET", "batch:k") == b"v"  # a fresh connection
+
+
+async def test_scripts_redis_forgot_are_loaded_once_in_the_batch(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """After a Redis restart (SCRIPT FLUSH here) a whole batch of fired scripts fails with
+    NOSCRIPT: the script is loaded once, in the batch, and every call sent again; no pool
+    connection is opened for it."""
+    batcher, _ = make()
+    inspector = aioredis.Redis.from_url(redis_server.url)
+    source = "return redis.call('INCR', KEYS[1])"
+    try:
+        sha = await inspector.script_load(source)
+        await inspector.script_flush()
+        await inspector.config_resetstat()
+        await batcher.submit("PING")
+        connected = (await inspector.info("clients"))["connected_clients"]
+        errors: list[BaseException] = []
+        for _ in range(20):
+            batcher.fire_script(sha, source, ["batch:count"], [], on_error=errors.append)
+        results = await asyncio.gather(
+            *(batcher.script(sha, source, ["batch:count"], []) for _ in range(5))
+        )
+        await batcher.flush()
+        assert errors == []
+        assert await inspector.get("batch:count") == b"25"
+        assert sorted(results) == sorted(set(results))  # five distinct increments
+        stats = await inspector.info("commandstats")
+        assert stats["cmdstat_script|load"]["calls"] == 1
+        assert (await inspector.info("clients"))["connected_clients"] == connected
+    finally:
+        await inspector.aclose()

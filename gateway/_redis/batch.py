@@ -48,6 +48,7 @@ class Batcher:
         # for (kept so, rather than per command, to cost the hot path nothing).
         self._in_flight: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._reloads: set[asyncio.Task[Any]] = set()
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # SCRIPT LOADs on the way, by SHA
         # Its own connection, without a per-read timeout: one timer bounds the whole batch's
         # round trip instead of one timer per reply.
         pool = client.connection_pool
@@ -100,15 +101,26 @@ class Batcher:
         self.submit(*command).add_done_callback(done)
 
     async def _reload(self, source: str, command: tuple[Any, ...]) -> Any:
-        await self._client.script_load(source)
+        await self._load(command[1], source)
         return await self.submit(*command)
+
+    async def _load(self, sha: str, source: str) -> None:
+        """SCRIPT LOAD in the batch, once for every caller that found the script missing: after
+        a Redis restart a whole batch of fired scripts fails at once, and a load each on a pool
+        connection of its own opened as many connections."""
+        loading = self._loading.get(sha)
+        if loading is None:
+            loading = self.submit("SCRIPT", "LOAD", source)
+            self._loading[sha] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(sha, None))
+        await asyncio.shield(loading)
 
     async def script(self, sha: str, source: str, keys: list[Any], args: list[Any]) -> Any:
         """EVALSHA in the batch; loads the script once if Redis does not know it (a restart)."""
         try:
             return await self.submit("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self._client.script_load(source)
+            await self._load(sha, source)
             return await self.submit("EVALSHA", sha, len(keys), *keys, *args)
 
     async def _run(self) -> None:

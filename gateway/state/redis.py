@@ -378,6 +378,12 @@ class RedisState(StateBackend):
             removed += int(await self._redis.delete(self._answer_key(code)))
         return removed
 
+    @property
+    def batcher(self) -> Batcher | None:
+        """The pipeline this backend's commands ride in (None on a cluster): others writing to
+        the same Redis on the request path may share it (the inquiry ledger)."""
+        return self._batch
+
     async def close(self) -> None:
         # Drained first: a fired command failing now must not start a probe after the breaker
         # was closed.

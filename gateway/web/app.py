@@ -45,11 +45,14 @@ def create_app(
     metrics = metrics or Metrics()
     if resolvers is None:
         resolvers = ResolverSet.from_settings(settings.resolvers, settings.inquiry.resolver_timeout)
+    shared_batch = None
     if state is None:
         state = create_state(settings.cache, metrics)
+        # Redis state on cache.url: the ledger (same Redis) writes through its pipeline.
+        shared_batch = getattr(state, "batcher", None)
     runtime = Runtime(settings, resolvers, state, metrics, **({"clock": clock} if clock else {}))
     journal = journal or create_journal(settings)
-    ledger = create_ledger(settings)
+    ledger = create_ledger(settings, shared_batch)
     deliverer = Deliverer(journal, resolvers, settings.payment, metrics, state)
     health = HealthHandlers(runtime, journal)
     if not is_memory_url(settings.cache.url):

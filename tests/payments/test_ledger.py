@@ -347,3 +347,38 @@ async def test_file_of_notes_only_is_not_counted_as_it_grows(
     await ledger.close()
     assert counted, "three quarters settled: the file is counted (and compacted)"
     assert len(lines(tmp_path / "inquiries.jsonl")) == 50
+
+
+async def test_the_ledger_rides_in_the_state_backends_pipeline(
+    keys: Keys, redis_server: RedisServer
+) -> None:
+    """Given the state backend's pipeline, the ledger's writes ride in it: a cache miss's
+    lookup and its note go in one round trip, not one per store. (The ledger's own client here
+    points nowhere: what reaches Redis went through the state's pipeline.) Closing the ledger
+    leaves that pipeline to its owner."""
+    from gateway.metrics import Metrics
+    from gateway.state import create_state
+
+    settings = make_settings(keys, cache={"url": redis_server.url})
+    state = create_state(settings.cache, Metrics())
+    batch = getattr(state, "batcher", None)  # what create_app hands create_ledger
+    assert batch is not None
+    nowhere = aioredis.Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.2)
+    ledger = RedisLedger(nowhere, settings.cache.prefix, batch=batch)
+    try:
+        assert await state.get("8889900009999") is None  # scripts and connection ready
+        before = batch.round_trips
+        notes = [entry(f"{n}", 100.0 + n) for n in range(20)]
+        for note in notes:
+            ledger.note(note)
+        assert await state.get("8889900009999") is None  # a lookup queued in the same turn
+        assert batch.round_trips - before in (1, 2)  # (2: the ledger's script loaded first)
+        await ledger.close()
+        assert await state.get("8889900009999") is None  # the pipeline still runs
+        reader = create_ledger(settings)  # its own pipeline: another pod's view
+        try:
+            assert codes(await reader.due(1000.0, 0.0, 100)) == [e.customer_no for e in notes]
+        finally:
+            await reader.close()
+    finally:
+        await state.close()

@@ -24,9 +24,11 @@ class RedisLedger(InquiryLedger):
     """The ledger in Redis, shared by every pod.
 
     The inquiry path calls ``note``, which does not wait: the script rides in the next pipeline
-    of the ledger's own connection (``due`` and ``settle`` first wait for what is queued). After a
-    failure, records are skipped until a background probe finds Redis again, so a dead Redis
-    costs the inquiry path nothing.
+    (``due`` and ``settle`` first wait for what is queued). That pipeline is the state backend's
+    when the gateway passes its ``batch`` (one round trip per turn of the loop for a cache miss's
+    lookup and its note, not one each), else the ledger's own. After a failure, records are
+    skipped until a background probe finds Redis again, so a dead Redis costs the inquiry path
+    nothing.
     """
 
     def __init__(
@@ -36,13 +38,15 @@ class RedisLedger(InquiryLedger):
         *,
         retry_interval: float = 1.0,
         others: tuple[Any, ...] = (),
+        batch: Batcher | None = None,
     ) -> None:
         super().__init__()
         self._redis = client
         self._others = others
         base = f"{prefix}{FORMAT_VERSION}:{{pay}}:ledger:"
         self._keys = [f"{base}entries", f"{base}answered"]
-        self._batch = Batcher(client, 5.0)
+        self._owns_batch = batch is None
+        self._batch = Batcher(client, 5.0) if batch is None else batch
         self._record_sha = script_sha("ledger_record")
         self._settle_sha = script_sha("ledger_settle")
         self._settle = client.register_script(script("ledger_settle"))
@@ -54,11 +58,17 @@ class RedisLedger(InquiryLedger):
         )
 
     @classmethod
-    def from_settings(cls, cache: CacheSettings) -> RedisLedger:
+    def from_settings(cls, cache: CacheSettings, batch: Batcher | None = None) -> RedisLedger:
         from ..._redis.connect import connect
 
         client, _, others = connect(cache)
-        return cls(client, cache.prefix, retry_interval=cache.redis_retry_interval, others=others)
+        return cls(
+            client,
+            cache.prefix,
+            retry_interval=cache.redis_retry_interval,
+            others=others,
+            batch=batch,
+        )
 
     async def record(self, entry: LedgerEntry) -> None:
         if self._breaker.open:
@@ -116,7 +126,10 @@ class RedisLedger(InquiryLedger):
         await self._settle(keys=self._keys, args=[payment_code])
 
     async def close(self) -> None:
-        await self._batch.drain()
+        if self._owns_batch:
+            await self._batch.drain()
+        else:  # the state backend's: what the ledger queued is sent, the rest is its owner's
+            await self._batch.flush()
         await self._breaker.close()
         await self._redis.aclose()
         for other in self._others:
