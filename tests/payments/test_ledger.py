@@ -16,13 +16,16 @@ from types import MappingProxyType
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import Bill, Inquiry
 from gateway.config import CacheSettings
 from gateway.payments.ledger import create_ledger
 from gateway.payments.ledger.base import InquiryLedger, LedgerEntry
-from gateway.payments.ledger.file import FileLedger, _fold, _live_count
+from gateway.payments.ledger.file import FileLedger, _fold, _live_count, _live_lines, _tombstone
 from gateway.payments.ledger.redis import RedisLedger
 
 from ..support import Keys, RedisServer, make_settings
@@ -382,3 +385,21 @@ async def test_the_ledger_rides_in_the_state_backends_pipeline(
             await reader.close()
     finally:
         await state.close()
+
+
+@examples(deadline=None, max_examples=200)
+@given(
+    st.lists(st.tuples(st.sampled_from("12345"), st.booleans(), st.integers(0, 50)), max_size=60)
+)
+def test_a_compaction_folds_only_the_lines_of_the_vas_left(
+    steps: list[tuple[str, bool, int]],
+) -> None:
+    """What the compaction keeps (the fold of the live VAs' lines since their last tombstone)
+    is the fold of the whole file: notes out of order, repeated, settled and noted again."""
+    lines = [
+        _tombstone(f"88899{customer}") if settled else entry(customer, float(at)).encode()
+        for customer, settled, at in steps
+    ]
+    live = _live_lines(lines)
+    assert _fold(line for kept in live.values() for line in kept) == _fold(lines)
+    assert len(live) == _live_count(lines) == len(_fold(lines))
