@@ -235,26 +235,38 @@ def _pack(commands: list[tuple[Any, ...]], encoding: str, errors: str) -> bytes 
     sends a dozen commands."""
     out: list[bytes] = []
     append = out.append
+    utf8 = encoding == "utf-8" and errors == "strict"
+    heads = _HEADS
     for command in commands:
         name = command[0]
         # "CONFIG GET": redis-py splits a name on whitespace (and encodes it as UTF-8).
         if type(name) is not str or not name.isascii() or len(name.split()) != 1:
             return None
-        append(b"*%d\r\n" % len(command))
+        count = len(command)
+        append(_COUNTS[count] if count < len(_COUNTS) else b"*%d\r\n" % count)
         for argument in command:
             kind = type(argument)
             if kind is bytes:
                 data = argument
             elif kind is str:
-                data = argument.encode(encoding, errors)
+                data = argument.encode() if utf8 else argument.encode(encoding, errors)
             elif kind is int:  # not bool: redis-py refuses it
                 data = b"%d" % argument
             elif kind is float:  # as redis-py writes it
                 data = repr(argument).encode()
             else:
                 return None
-            append(b"$%d\r\n%b\r\n" % (len(data), data))
+            # The argument itself is not copied into a formatted string: its head, it, CRLF.
+            size = len(data)
+            append(heads[size] if size < len(heads) else b"$%d\r\n" % size)
+            append(data)
+            append(b"\r\n")
     return b"".join(out)
+
+
+# Bulk-string and array heads, made once (formatting them per argument was a third of _pack).
+_HEADS = tuple(b"$%d\r\n" % size for size in range(1024))
+_COUNTS = tuple(b"*%d\r\n" % count for count in range(64))
 
 
 _READ_SIZE = 65536
