@@ -552,3 +552,28 @@ async def test_a_side_file_left_by_a_crash_is_ignored_then_replaced(tmp_path: Pa
     await restarted.close()
     assert not (tmp_path / "payments.jsonl.compacting").exists()
     assert await pending_ids(FileJournal(tmp_path, keep_delivered=5)) == []
+
+
+async def test_a_side_file_that_cannot_be_synced_costs_no_append(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk while the compaction writes its side file: the side file is removed, the
+    journal stays as it was, and appends go on being acknowledged."""
+
+    def failing(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".compacting"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        os.fsync(fd)
+
+    journal = FileJournal(tmp_path, keep_delivered=5, fsync=failing)
+    with caplog.at_level(logging.WARNING, logger="gateway.journal"):
+        await delivered_history(journal, 100)
+        stored, new = await journal.append(entry("AFTER"))
+        await journal.close()
+    assert new and stored.payment_request_id == "AFTER"
+    assert "not compacted" in caplog.text
+    assert not (tmp_path / "payments.jsonl.compacting").exists()
+    restarted = FileJournal(tmp_path, keep_delivered=5)
+    assert await pending_ids(restarted) == ["AFTER"]
+    for n in range(100):
+        assert await restarted.is_delivered(f"PR-{n}")

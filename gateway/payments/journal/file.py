@@ -242,9 +242,13 @@ class FileJournal(Journal):
             compaction = self._compaction
             if compaction is not None and compaction.done():
                 self._compaction = None
-                prepared = compaction.result()  # _prepare logs its own errors
-                if prepared is not None:
-                    await self._switch(prepared)
+                try:  # the writer must outlive a failed compaction: appends are queued behind
+                    prepared = compaction.result()
+                    if prepared is not None:
+                        await self._switch(prepared)
+                except Exception:
+                    _log.exception("payment journal %s not compacted", self._entries_path)
+                    self._compact_after = self._clock() + _RETRY_COMPACTION
             elif compaction is None and self._compaction_due():
                 compaction = asyncio.get_running_loop().create_task(
                     self._prepare(), name="payment-journal-compaction"
