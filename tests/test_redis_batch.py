@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis._parsers import _AsyncRESP3Parser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -27,8 +28,11 @@ async def make(redis_server: RedisServer) -> AsyncIterator[Callable[..., Any]]:
     """Batchers on clients of the given protocol, each counting its read_response calls."""
     made: list[tuple[Batcher, Any]] = []
 
-    def build(protocol: int = 2) -> tuple[Batcher, list[int]]:
-        client = aioredis.Redis.from_url(redis_server.url, protocol=protocol)
+    def build(protocol: int = 3, parser: type[Any] | None = None) -> tuple[Batcher, list[int]]:
+        options: dict[str, Any] = {"protocol": protocol}
+        if parser is not None:
+            options["parser_class"] = parser
+        client = aioredis.Redis.from_url(redis_server.url, **options)
         batcher = Batcher(client, 5.0)
         calls = [0]
         connection = batcher._connection
@@ -73,24 +77,52 @@ def check_mixed(results: list[Any]) -> None:
     assert nested == [1, b"a", [2]]
 
 
-@pytest.mark.parametrize("hiredis", [True, False], ids=["resp2-hiredis", "resp3-redis-py"])
+@pytest.mark.parametrize(
+    ("protocol", "parser", "hiredis"),
+    [(3, None, True), (2, None, True), (3, _AsyncRESP3Parser, False)],
+    ids=["resp3-hiredis", "resp2-hiredis", "resp3-python-parser"],
+)
 async def test_replies_and_errors_are_redis_pys_either_way(
-    make: Callable[..., Any], hiredis: bool
+    make: Callable[..., Any], protocol: int, parser: type[Any] | None, hiredis: bool
 ) -> None:
-    batcher, calls = make(protocol=2 if hiredis else 3)
+    batcher, calls = make(protocol, parser)
     await batcher.submit("PING")
-    calls[0] = 0  # the connection's handshake (CLIENT SETINFO ...) is redis-py's
+    calls[0] = 0  # the connection's handshake (HELLO, CLIENT SETINFO ...) is redis-py's
     results = await mixed_batch(batcher)
     check_mixed(results)
-    # RESP2 on hiredis: no read_response at all; RESP3 (push messages): redis-py reads.
+    # On hiredis no read_response at all; with redis-py's own parser, it reads each reply.
     assert (calls[0] == 0) is hiredis
     assert await batcher.submit("GET", "batch:text") == "é\r\n".encode()  # still in step
+
+
+async def test_a_push_message_before_a_reply_goes_to_redis_pys_handler(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """RESP3 sends out-of-band messages on the same connection (here an invalidation of a key
+    the connection read under CLIENT TRACKING): skipped to its handler, the replies stay in
+    step."""
+    batcher, calls = make(3)
+    writer = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await writer.set("batch:tracked", "old")
+        await batcher.submit("CLIENT", "TRACKING", "ON")
+        assert await batcher.submit("GET", "batch:tracked") == b"old"
+        await writer.set("batch:tracked", "new")  # Redis pushes an invalidation to the batcher
+        await writer.ping()  # (sent by then)
+        calls[0] = 0
+        first, second = await asyncio.gather(
+            batcher.submit("GET", "batch:tracked"), batcher.submit("ECHO", "in step")
+        )
+        assert (first, second) == (b"new", b"in step")
+        assert calls[0] == 0
+    finally:
+        await writer.aclose()
 
 
 async def test_a_connection_closed_mid_batch_fails_the_rest_then_reconnects(
     make: Callable[..., Any],
 ) -> None:
-    batcher, _ = make()
+    batcher, _ = make(2)  # RESP2: QUIT answers OK and closes (RESP3 clients are told the same)
     await batcher.submit("SET", "batch:k", "v")
     before = batcher.round_trips
     replies = await asyncio.gather(

@@ -164,14 +164,20 @@ class Batcher:
                             except ResponseError as exc:
                                 result = exc
                         else:
-                            gets, feed, stream = replies
-                            result = gets()
-                            while result is _NOT_ENOUGH_DATA:
-                                data = await stream.read(_READ_SIZE)
-                                if not data:
-                                    raise RedisConnectionError("Connection closed by server.")
-                                feed(data)
+                            gets, feed, stream, push, parser = replies
+                            while True:
                                 result = gets()
+                                while result is _NOT_ENOUGH_DATA:
+                                    data = await stream.read(_READ_SIZE)
+                                    if not data:
+                                        raise RedisConnectionError("Connection closed by server.")
+                                    feed(data)
+                                    result = gets()
+                                if push is None or not isinstance(result, push):
+                                    break
+                                # RESP3 out of band (a maintenance notice, an invalidation):
+                                # redis-py's handler takes it; the reply is the next one.
+                                await parser.handle_push_response(result)
                             # As redis-py's parser: a connection-level error (LOADING, ...)
                             # fails the connection, a command's error is that command's reply.
                             if isinstance(result, RedisConnectionError):
@@ -272,26 +278,27 @@ _COUNTS = tuple(b"*%d\r\n" % count for count in range(64))
 _READ_SIZE = 65536
 
 
-def _hiredis(connection: Any) -> tuple[Any, Any, Any] | None:
-    """``(gets, feed, stream)`` of a connected RESP2 connection whose parser is redis-py's
-    hiredis one, else None (then ``read_response`` reads each reply).
+def _hiredis(connection: Any) -> tuple[Any, Any, Any, Any, Any] | None:
+    """``(gets, feed, stream, push type, parser)`` of a connected connection whose parser is
+    redis-py's hiredis one, else None (then ``read_response`` reads each reply).
 
     ``read_response`` costs a coroutine, a host string and protocol checks per reply; a
     payment's dozen replies arrive in one or two reads. Taking them from the same hiredis reader
-    the parser would use, with the same error classes, costs a ``gets()`` each. The stream and
-    the reader are the parser's own (``on_connect`` made them), so either way of reading leaves
-    the connection in the same state.
+    the parser would use, with the same error classes and the same handling of RESP3's push
+    messages, costs a ``gets()`` each. The stream and the reader are the parser's own
+    (``on_connect`` made them), so either way of reading leaves the connection in the same
+    state.
     """
     parser = getattr(connection, "_parser", None)
     if _HIREDIS_PARSER is None or type(parser) is not _HIREDIS_PARSER:
         return None
-    if getattr(connection, "protocol", None) != 2:
-        return None  # RESP3 may interleave push messages: redis-py's parser handles those
     reader = getattr(parser, "_reader", None)
     stream = getattr(connection, "_reader", None)
-    if reader is None or stream is None:
+    handle = getattr(parser, "handle_push_response", None)
+    if reader is None or stream is None or handle is None:
         return None
-    return reader.gets, reader.feed, stream
+    push = getattr(parser, "_hiredis_PushNotificationType", None)
+    return reader.gets, reader.feed, stream, push, parser
 
 
 def _stale(exc: BaseException) -> bool:
