@@ -403,3 +403,26 @@ def test_a_compaction_folds_only_the_lines_of_the_vas_left(
     live = _live_lines(lines)
     assert _fold(line for kept in live.values() for line in kept) == _fold(lines)
     assert len(live) == _live_count(lines) == len(_fold(lines))
+
+
+def test_a_compaction_of_a_large_ledger_pauses_between_stretches_of_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a thread, a compaction's loops would hold the interpreter (and the event loop
+    with it) for seconds on a day's ledger: every so many lines it sleeps. What it keeps is
+    unchanged: the VAs left, each as its newest note."""
+    from gateway.payments.ledger import file as ledger_file
+
+    pauses: list[None] = []
+    monkeypatch.setattr(ledger_file, "_pause", lambda: pauses.append(None))
+    notes = [entry(f"{n:06d}", 100.0).encode() for n in range(5000)]
+    newer = [entry(f"{n:06d}", 200.0).encode() for n in range(4900, 5000)]
+    paid = [_tombstone(f"88899{n:06d}") for n in range(4900)]
+    path = tmp_path / "inquiries.jsonl"
+    path.write_bytes(b"\n".join(notes + paid + newer) + b"\n")
+    ledger_file._compact(tmp_path / "inquiries.jsonl.lock", path)
+    lines = len(notes) + len(paid) + len(newer)
+    assert len(pauses) >= lines // ledger_file._PAUSE_EVERY
+    kept = _fold(path.read_bytes().splitlines())
+    assert sorted(kept) == [f"88899{n:06d}" for n in range(4900, 5000)]
+    assert {e.answered_at for e in kept.values()} == {200.0}

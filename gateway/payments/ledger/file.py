@@ -24,14 +24,17 @@ import asyncio
 import fcntl
 import json
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from ..._json import dumps_ascii
 from ...log import get_logger, mask_va
 from .base import InquiryLedger, LedgerEntry, _from_document, _order
 
 _log = get_logger("ledger")
+_T = TypeVar("_T")
 
 #: Seconds a noted entry may wait to be written with the others noted meanwhile.
 NOTE_DELAY = 0.05
@@ -260,15 +263,19 @@ def _compact(lock_path: Path, path: Path) -> int:
             data = path.read_bytes()
         except FileNotFoundError:
             return 0
-        lines = [line for line in data.split(b"\n") if line.strip()]
         # Sorted out without parsing each line (the gateway compacts from a thread, and a full
         # parse of a large ledger holds the interpreter from the event loop meanwhile: 35 ms for
-        # a megabyte of tombstones); only the lines of the VAs left are parsed.
-        live_lines = _live_lines(lines)
-        if len(lines) - len(live_lines) <= len(live_lines):
+        # a megabyte of tombstones); only the lines of the VAs left are parsed. A day's ledger
+        # is hundreds of thousands of lines: the loop pauses now and then, so that the event
+        # loop keeps most of the interpreter while it runs.
+        lines = data.split(b"\n")
+        live_lines = _live_lines(lines, pause=_pause)
+        if _count_lines(lines) - len(live_lines) <= len(live_lines):
             return len(data)
-        live = _fold(line for kept in live_lines.values() for line in kept)
-        data = b"".join(entry.encode() + b"\n" for entry in sorted(live.values(), key=_order))
+        live = _fold(_paced((line for kept in live_lines.values() for line in kept), _pause))
+        data = b"".join(
+            entry.encode() + b"\n" for entry in _paced(sorted(live.values(), key=_order), _pause)
+        )
         temporary = path.with_suffix(".jsonl.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -291,19 +298,48 @@ _CODE = b'{"code":"'
 _SETTLED = b',"settled":true}'
 
 
+#: Lines a compaction reads between two pauses, and the pause: the thread then holds the
+#: interpreter about a millisecond at a time and leaves it to the event loop for five.
+_PAUSE_EVERY = 1024
+_PAUSE_SECONDS = 0.005
+
+
+def _pause() -> None:
+    time.sleep(_PAUSE_SECONDS)
+
+
+def _paced(items: Iterable[_T], pause: Callable[[], None]) -> Iterator[_T]:
+    """``items``, with ``pause()`` every :data:`_PAUSE_EVERY` of them."""
+    for number, item in enumerate(items):
+        if number % _PAUSE_EVERY == _PAUSE_EVERY - 1:
+            pause()
+        yield item
+
+
+def _count_lines(lines: list[bytes]) -> int:
+    """The records among ``lines``: all but the empty ones (the encoder writes no other blank
+    line), counted in C rather than line by line."""
+    return len(lines) - lines.count(b"")
+
+
 def _live_count(lines: list[bytes]) -> int:
     """How many VAs ``lines`` leave in the ledger."""
     return len(_live_lines(lines))
 
 
-def _live_lines(lines: list[bytes]) -> dict[bytes, list[bytes]]:
+def _live_lines(
+    lines: list[bytes], pause: Callable[[], None] | None = None
+) -> dict[bytes, list[bytes]]:
     """Per VA that ``lines`` leave in the ledger, its lines since its last tombstone (their fold
     is the VA's entry), reading only each line's code and whether it is a tombstone (the
-    encoder writes ``code`` first); other lines are parsed."""
+    encoder writes ``code`` first); other lines are parsed. ``pause`` is called every
+    :data:`_PAUSE_EVERY` lines."""
     live: dict[bytes, list[bytes]] = {}
-    for line in lines:
+    for number, line in enumerate(lines):
+        if pause is not None and number % _PAUSE_EVERY == _PAUSE_EVERY - 1:
+            pause()
         if not line.endswith(b"}"):
-            continue  # torn: the fold skips it too
+            continue  # torn or blank: the fold skips it too
         if line.startswith(_CODE):
             end = line.find(b'"', len(_CODE))
             code = line[len(_CODE) : end]
