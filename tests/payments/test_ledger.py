@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -426,3 +427,35 @@ def test_a_compaction_of_a_large_ledger_pauses_between_stretches_of_lines(
     kept = _fold(path.read_bytes().splitlines())
     assert sorted(kept) == [f"88899{n:06d}" for n in range(4900, 5000)]
     assert {e.answered_at for e in kept.values()} == {200.0}
+
+
+async def test_notes_wait_in_order_while_a_compaction_holds_the_lock_without_a_thread(
+    tmp_path: Path,
+) -> None:
+    """Notes flushed while a compaction (here: another process) holds the ledger's lock stay
+    queued, in order, and no worker thread is parked on the lock (parked threads took the whole
+    default executor, and the payment journal's fsyncs waited behind them); they land once
+    the lock is free, and close() writes what is left."""
+    ledger = FileLedger(tmp_path)
+    await ledger.record(entry("0", 50.0))
+    lock = os.open(tmp_path / "inquiries.jsonl.lock", os.O_RDWR)
+    threads = threading.active_count()
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for n in range(1, 6):
+            ledger.note(entry(f"{n}", 100.0 + n))
+            if n == 3:
+                ledger.forget("888992")  # after its note, in the same queue
+            await asyncio.sleep(2 * ledger_note_delay())  # a flush finds the lock held
+        assert threading.active_count() == threads
+        assert len(lines(tmp_path / "inquiries.jsonl")) == 1
+    finally:
+        os.close(lock)
+    await ledger.close()
+    assert codes(await FileLedger(tmp_path).due(1000.0, 0.0, 10)) == ["0", "1", "3", "4", "5"]
+
+
+def ledger_note_delay() -> float:
+    from gateway.payments.ledger.file import NOTE_DELAY
+
+    return NOTE_DELAY
