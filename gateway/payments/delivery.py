@@ -172,9 +172,7 @@ class Deliverer:
                     continue
                 self._journal_failures.succeeded()
                 self._count_unreadable()
-                # A quarter of the lease may start per turn of the loop: a journal behind gets
-                # larger leases, and so more of the loop, until it keeps pace.
-                budget = _TurnBudget(size // 4)
+                limit = size
                 # A full lease means the journal is behind: the next one is larger (each lease
                 # costs a few turns of an event loop that requests keep busy, so under a burst
                 # a fixed size fell behind the acks). It shrinks back once the journal is
@@ -187,6 +185,9 @@ class Deliverer:
                 by_va: dict[str, list[JournalEntry]] = {}
                 for entry in lease.entries:
                     by_va.setdefault(entry.payment_code, []).append(entry)
+                # A quarter of the lease may start per turn of the loop: a journal behind gets
+                # larger leases, and so more of the loop, until it keeps pace.
+                budget = _TurnBudget(limit // 4)
                 self._delivering.add(shard)
                 handled: list[JournalEntry] = []
                 try:

@@ -459,3 +459,28 @@ def ledger_note_delay() -> float:
     from gateway.payments.ledger.file import NOTE_DELAY
 
     return NOTE_DELAY
+
+
+async def test_notes_waiting_for_a_lock_held_too_long_are_dropped_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process stuck with the lock: the waiting hints stop growing in memory past
+    MAX_WAITING_LINES (logged as not reconciled); notes after the lock is free land."""
+    from gateway.payments.ledger import file as ledger_file
+
+    monkeypatch.setattr(ledger_file, "MAX_WAITING_LINES", 3)
+    ledger = FileLedger(tmp_path)
+    await ledger.record(entry("0", 50.0))
+    lock = os.open(tmp_path / "inquiries.jsonl.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for n in range(1, 6):
+            ledger.note(entry(f"{n}", 100.0 + n))
+        ledger._write_noted()  # a flush finds the lock held, with more than 3 lines waiting
+        assert ledger._noted == []
+        assert "will not be reconciled" in caplog.text
+    finally:
+        os.close(lock)
+    ledger.note(entry("6", 106.0))
+    await ledger.close()
+    assert codes(await FileLedger(tmp_path).due(1000.0, 0.0, 10)) == ["0", "6"]

@@ -38,6 +38,9 @@ _T = TypeVar("_T")
 
 #: Seconds a noted entry may wait to be written with the others noted meanwhile.
 NOTE_DELAY = 0.05
+#: Lines kept waiting while another holds the ledger's lock (a compaction of a day's ledger
+#: takes seconds: tens of thousands of lines at a payday's rate); past it they are dropped.
+MAX_WAITING_LINES = 200_000
 
 
 # -- file backend ---------------------------------------------------------------------------------
@@ -119,6 +122,11 @@ class FileLedger(InquiryLedger):
             # order, for the next flush. Not in a thread blocked on the lock: one such thread
             # per flush took the whole default executor, and the payment journal's fsyncs
             # queued behind them (payment p99 of half a second after a burst of misses).
+            if len(noted) > MAX_WAITING_LINES:
+                # Held far longer than a compaction takes (another process stuck with it):
+                # the hints are dropped, logged, rather than kept growing in memory.
+                self._not_written(codes, TimeoutError("ledger lock held"))
+                return
             self._noted[:0] = noted
             if self._flush is None:
                 self._flush = asyncio.get_running_loop().call_later(NOTE_DELAY, self._write_noted)
@@ -280,7 +288,7 @@ def _compact(lock_path: Path, path: Path) -> int:
         # is hundreds of thousands of lines: the loop pauses now and then, so that the event
         # loop keeps most of the interpreter while it runs.
         lines = data.split(b"\n")
-        live_lines = _live_lines(lines, pause=_pause)
+        live_lines = _live_lines(_paced(lines, _pause))
         if _count_lines(lines) - len(live_lines) <= len(live_lines):
             return len(data)
         live = _fold(_paced((line for kept in live_lines.values() for line in kept), _pause))
@@ -338,17 +346,12 @@ def _live_count(lines: list[bytes]) -> int:
     return len(_live_lines(lines))
 
 
-def _live_lines(
-    lines: list[bytes], pause: Callable[[], None] | None = None
-) -> dict[bytes, list[bytes]]:
+def _live_lines(lines: Iterable[bytes]) -> dict[bytes, list[bytes]]:
     """Per VA that ``lines`` leave in the ledger, its lines since its last tombstone (their fold
     is the VA's entry), reading only each line's code and whether it is a tombstone (the
-    encoder writes ``code`` first); other lines are parsed. ``pause`` is called every
-    :data:`_PAUSE_EVERY` lines."""
+    encoder writes ``code`` first); other lines are parsed."""
     live: dict[bytes, list[bytes]] = {}
-    for number, line in enumerate(lines):
-        if pause is not None and number % _PAUSE_EVERY == _PAUSE_EVERY - 1:
-            pause()
+    for line in lines:
         if not line.endswith(b"}"):
             continue  # torn or blank: the fold skips it too
         if line.startswith(_CODE):
