@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,36 @@ async def test_concurrent_appends_share_fsyncs_and_wait_for_theirs(tmp_path: Pat
     await asyncio.gather(*(notify(f"PR-{n}") for n in range(appends)))
     assert fsyncs < appends / 5
     assert len(records(tmp_path)) == appends
+
+
+async def test_appends_are_synced_in_the_journals_own_threads_when_the_default_executor_is_full(
+    tmp_path: Path,
+) -> None:
+    # Anything else in the process (a ledger waiting on its lock, a plugin's blocking call) may
+    # take every thread of the default executor: the fsyncs acknowledgements wait for go on.
+    loop = asyncio.get_running_loop()
+    default = ThreadPoolExecutor(1)
+    loop.set_default_executor(default)
+    release = threading.Event()
+    blocker = loop.run_in_executor(None, release.wait)
+    threads: list[str] = []
+
+    def fsync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        os.fsync(fd)
+
+    journal = FileJournal(tmp_path, fsync=fsync)
+    try:
+        async with asyncio.timeout(30):
+            outcomes = await asyncio.gather(*(journal.append(entry(f"PR-{n}")) for n in range(5)))
+        assert [new for _, new in outcomes] == [True] * 5
+        assert threads and all(name.startswith("payment-journal") for name in threads)
+        assert not blocker.done()
+    finally:
+        release.set()
+        await blocker
+        await journal.close()
+    assert journal._executor is None  # its threads let go with it
 
 
 async def test_a_failed_batch_refuses_every_append_in_it(tmp_path: Path) -> None:

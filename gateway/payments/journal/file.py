@@ -30,10 +30,11 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...log import get_logger
 from ._dead import DeadLetterFile
@@ -75,6 +76,11 @@ _SLACK = 64
 _RETRY_COMPACTION = 60.0
 # Where a record begins inside a line glued onto a torn one (written before lines were cut off).
 _RECORD_STARTS = (b'{"prid":', b'{"done":')
+# The journal's own threads: the writer's commit or switch, a compaction's first step, and one
+# spare. Nothing else in the process queues in front of an fsync an acknowledgement waits for.
+_THREADS = 3
+
+_T = TypeVar("_T")
 
 
 _Outcome = asyncio.Future[tuple[JournalEntry, bool] | None]
@@ -171,6 +177,7 @@ class FileJournal(Journal):
         self._compact_after = 0.0
         self._dead = DeadLetterFile(self.directory / "dead.jsonl", self._lock_path, fsync, clock)
         self._locks: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
         self._load_ids()
         self._load_legacy_delivered()
         self._follow(block=True)
@@ -266,7 +273,7 @@ class FileJournal(Journal):
         self._committing = True
         try:
             try:
-                appended = await asyncio.to_thread(
+                appended = await self._in_thread(
                     self._append_locked, b"".join(write.line for write in batch)
                 )
             except BaseException as exc:
@@ -314,6 +321,14 @@ class FileJournal(Journal):
                 future.set_exception(outcome)
             else:
                 future.cancel()
+
+    def _in_thread(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """``function(*args)`` in one of the journal's own threads, not the default executor:
+        there, anything else in the process (a ledger waiting on its lock, a plugin's blocking
+        call) could take every thread and hold the fsync that acknowledgements wait for."""
+        if self._executor is None:  # made on first use, and again after close()
+            self._executor = ThreadPoolExecutor(_THREADS, thread_name_prefix="payment-journal")
+        return asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _append_locked(self, data: bytes) -> Appended:
         with locked(self._lock_path, exclusive=True):
@@ -567,7 +582,7 @@ class FileJournal(Journal):
         # are carried over by the switch.
         prepared = _Prepared(going, len(self._set_aside), len(kept), self._offset, self._identity)
         try:
-            if not await asyncio.to_thread(self._prepare_files, kept, ids, rewrite_ids, aside):
+            if not await self._in_thread(self._prepare_files, kept, ids, rewrite_ids, aside):
                 return None  # another process is compacting this directory
         except OSError as exc:
             _log.warning("payment journal %s not compacted: %s", self._entries_path, exc)
@@ -610,7 +625,7 @@ class FileJournal(Journal):
         file plus the lines appended since it was made; then the compacted entries are let go."""
         self._committing = True
         try:
-            switched = await asyncio.to_thread(self._switch_files, prepared, self._offset)
+            switched = await self._in_thread(self._switch_files, prepared, self._offset)
         except OSError as exc:
             _log.warning("payment journal %s not compacted: %s", self._entries_path, exc)
             self._compact_after = self._clock() + _RETRY_COMPACTION
@@ -745,7 +760,10 @@ class FileJournal(Journal):
                 await asyncio.wait([self._compaction])
                 self._kick()  # (its callback may not have run yet)
             else:
-                return
+                break
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)  # idle: every job it ran has been awaited
 
 
 def _record_starts(line: bytes) -> Iterator[int]:
