@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from gateway.payments.journal.base import JournalEntry
-from gateway.payments.journal.file import FileJournal
+from gateway.payments.journal.file import _RELEASE_STEP, FileJournal
 
 pytestmark = pytest.mark.anyio
 
@@ -375,6 +376,55 @@ async def test_compacted_ids_expire_after_keep_ids(tmp_path: Path) -> None:
     later = FileJournal(tmp_path, keep_delivered=0, keep_ids=100.0, clock=lambda: now[0])
     assert not await later.is_delivered("PR-0")  # past the duplicate window: forgotten
     assert await later.is_delivered("PR-69")  # still held whole, as history
+
+
+async def test_vas_paid_longer_ago_than_keep_ids_are_forgotten_unless_still_held(
+    tmp_path: Path,
+) -> None:
+    now = [10_000.0]
+    journal = FileJournal(
+        tmp_path, keep_delivered=0, keep_ids=100.0, clock=lambda: now[0], fsync=lambda fd: None
+    )
+    await journal.append(entry("PR-OLD", code="888990000001", at=now[0]))
+    held, _ = await journal.append(entry("PR-HELD", code="888990000002", at=now[0]))
+    await journal.dead_letter(held, "RuntimeError: boom", 3)  # held, never delivered
+    await deliver_all(journal)
+    now[0] += 101.0
+    for n in range(70):  # enough deliveries for a compaction
+        await journal.append(entry(f"PR-{n}", code="888990000003", at=now[0]))
+    await deliver_all(journal)
+    await journal.close()
+    assert not await journal.has_payment("888990000001")
+    assert await journal.has_payment("888990000002")
+    assert await journal.has_payment("888990000003")
+    assert set(journal._paid) == {"888990000002", "888990000003"}
+
+
+async def test_a_compaction_lets_go_of_its_entries_a_slice_per_turn_of_the_loop(
+    tmp_path: Path,
+) -> None:
+    # Thousands of entries let go of at once held every notification in flight for ~10 ms.
+    journal = FileJournal(tmp_path, keep_delivered=1000, fsync=lambda fd: None)
+    for n in range(2100):
+        await journal.append(entry(f"PR-{n}"))
+    held: list[int] = []
+    watching = True
+
+    async def watch() -> None:
+        while watching:
+            held.append(len(journal._entries))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    await deliver_all(journal)
+    await journal.close()
+    watching = False
+    await watcher
+    held.append(len(journal._entries))
+    drops = [before - after for before, after in pairwise(held)]
+    assert held[-1] <= 1100  # compacted, down to about the history kept
+    assert sum(drops) >= 1000
+    assert max(drops) <= _RELEASE_STEP, max(drops)
 
 
 async def test_dead_letters_outlive_compaction_and_can_be_replayed(tmp_path: Path) -> None:
