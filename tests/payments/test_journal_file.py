@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.payments.journal._files import Appended
 from gateway.payments.journal.base import JournalEntry
 from gateway.payments.journal.file import _RELEASE_STEP, FileJournal
 
@@ -295,6 +296,44 @@ async def test_appends_are_synced_in_the_journals_own_threads_when_the_default_e
         await blocker
         await journal.close()
     assert journal._executor is None  # its threads let go with it
+
+
+async def test_an_append_is_answered_within_two_turns_of_the_loop_after_its_write(
+    tmp_path: Path,
+) -> None:
+    # The thread's end calls the writer back (one turn), which wakes the caller (the next). A
+    # task awaiting the thread took two more turns per batch: under load, each of them about
+    # a millisecond that every acknowledgement waited for.
+    turns = 0
+    running = True
+    written_at: list[int] = []
+
+    async def count() -> None:
+        nonlocal turns
+        while running:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.get_running_loop().create_task(count())
+    journal = FileJournal(tmp_path)
+    append_locked = journal._append_locked
+
+    def counted(data: bytes) -> Appended:
+        appended = append_locked(data)
+        written_at.append(turns)  # in the thread, as it ends
+        return appended
+
+    journal._append_locked = counted  # type: ignore[method-assign]
+    gaps = []
+    try:
+        for n in range(20):
+            await journal.append(entry(f"PR-{n}"))
+            gaps.append(turns - written_at[-1])
+    finally:
+        running = False
+        await counter
+        await journal.close()
+    assert max(gaps) <= 2, gaps
 
 
 async def test_a_failed_batch_refuses_every_append_in_it(tmp_path: Path) -> None:
