@@ -121,6 +121,24 @@ async def test_a_delivery_that_cannot_be_recorded_becomes_a_dead_letter(
     assert hook.calls == ["PR-STUCK", "PR-NEXT"]
 
 
+async def test_a_hook_that_outlasts_hook_timeout_is_retried_then_parked(
+    tmp_path: Path, running: Callable[..., Any]
+) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.append(entry("PR-SLOW"))
+    hook = Hook(delay=5.0)
+    await running(journal, hook, replace(FAST, hook_timeout=0.05))
+    await wait_for(lambda: len(hook.calls) == FAST.max_attempts)
+    deadline = time.monotonic() + 10.0
+    while not (letters := await journal.dead_letters()):
+        assert time.monotonic() < deadline, "not parked in time"
+        await asyncio.sleep(0.01)
+    [letter] = letters
+    assert letter.entry.payment_request_id == "PR-SLOW"
+    assert "TimeoutError" in letter.error
+    assert not await journal.is_delivered("PR-SLOW")
+
+
 async def test_stop_lets_a_running_delivery_finish_and_be_recorded(
     tmp_path: Path, running: Callable[..., Any]
 ) -> None:

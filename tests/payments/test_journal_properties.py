@@ -5,6 +5,7 @@ delivery record, compaction and restarts unchanged (file journal, and Redis Stre
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 import uuid
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from gateway.config import CacheSettings, PaymentSettings
 from gateway.payments.delivery import payment_from_entry
-from gateway.payments.journal.base import JournalEntry
-from gateway.payments.journal.file import FileJournal
+from gateway.payments.journal.base import JournalEntry, encode_line, pack_text, unpack_text
+from gateway.payments.journal.file import FileJournal, _done, _stub
 from gateway.payments.journal.redis import RedisJournal
 from gateway.snap.errors import SnapError
 from gateway.snap.fields import parse_json
@@ -150,3 +152,19 @@ def test_any_value_round_trips_the_redis_journal(
             await restarted.close()
 
     asyncio.run(run())
+
+
+@given(
+    prid=st.text(max_size=40),
+    code=st.text(max_size=30),
+    at=st.floats(min_value=0.0, max_value=1e10, allow_nan=False),
+)
+def test_stubs_and_delivery_records_read_back_as_the_general_encoder_writes_them(
+    prid: str, code: str, at: float
+) -> None:
+    stub = {"gone": pack_text(prid), "code": pack_text(code), "at": at}
+    assert json.loads(_stub(prid, at, code)) == json.loads(encode_line(stub))
+    if at >= 1e9:  # a clock's time (orjson writes a tiny float in another notation)
+        assert _stub(prid, at, code) == encode_line(stub) + b"\n"
+    assert _done(prid) == encode_line({"done": pack_text(prid)}) + b"\n"
+    assert unpack_text(json.loads(_done(prid))["done"]) == prid

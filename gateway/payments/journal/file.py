@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from collections import OrderedDict, deque
@@ -842,9 +843,22 @@ def _record_starts(line: bytes) -> Iterator[int]:
             start = line.find(marker, start + 1)
 
 
+def _plain(text: str) -> bool:
+    """Whether ``text`` is its own JSON string body: printable ASCII, no quote or backslash
+    (DOKU's identifiers, in practice)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+# A stub and a delivery record are made for every payment delivered: for plain identifiers
+# they are formatted directly (the delivery record at a sixth of the general encoder's cost);
+# they read back as the same record (tested), and a clock's time as the same bytes.
 def _stub(prid: str, at: float, code: str) -> bytes:
+    if _plain(prid) and _plain(code) and math.isfinite(at):
+        return f'{{"gone":"{prid}","code":"{code}","at":{at!r}}}\n'.encode("ascii")
     return encode_line({"gone": pack_text(prid), "code": pack_text(code), "at": at}) + b"\n"
 
 
 def _done(prid: str) -> bytes:
+    if _plain(prid):
+        return f'{{"done":"{prid}"}}\n'.encode("ascii")
     return encode_line({"done": pack_text(prid)}) + b"\n"
