@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -334,6 +335,37 @@ async def test_an_append_is_answered_within_two_turns_of_the_loop_after_its_writ
         await counter
         await journal.close()
     assert max(gaps) <= 2, gaps
+
+
+async def test_the_writer_keeps_the_journal_and_its_lock_open_between_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each system call in the writer's thread waits for the interpreter once more: the files
+    # are opened once, not per batch.
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, flags: int, mode: int = 0o777, **kwargs: Any) -> int:
+        opened.append(Path(path).name)
+        return real_open(path, flags, mode, **kwargs)
+
+    journal = FileJournal(tmp_path)
+    await journal.append(entry("PR-0"))  # creates the file
+    monkeypatch.setattr(os, "open", counting_open)
+    for n in range(1, 20):
+        await journal.append(entry(f"PR-{n}"))
+    assert opened == []
+    # Replaced under it (another process compacted): the next append goes to the new file.
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes((tmp_path / "payments.jsonl").read_bytes())
+    os.replace(copy, tmp_path / "payments.jsonl")
+    await journal.append(entry("PR-AFTER"))
+    assert opened.count("payments.jsonl") == 1
+    await journal.close()
+    monkeypatch.undo()
+    assert [r["prid"] for r in records(tmp_path)][-2:] == ["PR-19", "PR-AFTER"]
+    restarted = FileJournal(tmp_path)
+    assert len(await pending_ids(restarted)) == 21
 
 
 async def test_a_failed_batch_refuses_every_append_in_it(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from ._dead import DeadLetterFile
 from ._files import (
     Appended,
     Fsync,
+    Held,
     Identity,
     Write,
     append_synced,
@@ -187,6 +188,9 @@ class FileJournal(Journal):
         self._dead = DeadLetterFile(self.directory / "dead.jsonl", self._lock_path, fsync, clock)
         self._locks: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
+        # payments.jsonl and the lock, kept open for the writer's appends (only they use it:
+        # one at a time, in a thread of the executor).
+        self._held = Held(self._entries_path, self._lock_path)
         self._load_ids()
         self._load_legacy_delivered()
         self._follow(block=True)
@@ -368,7 +372,7 @@ class FileJournal(Journal):
         return asyncio.get_running_loop().run_in_executor(self._executor_of(), function, *args)
 
     def _append_locked(self, data: bytes) -> Appended:
-        with locked(self._lock_path, exclusive=True):
+        with self._held.locked():
             return append_whole(
                 self._entries_path,
                 data,
@@ -376,6 +380,7 @@ class FileJournal(Journal):
                 identity=self._identity,
                 write=self._write,
                 fsync=self._fsync,
+                held=self._held,
             )
 
     # -- reading the file -----------------------------------------------------------------------
@@ -833,6 +838,7 @@ class FileJournal(Journal):
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False)  # idle: every job it ran has been awaited
+        self._held.close()  # (opened again by an append after this)
 
 
 def _record_starts(line: bytes) -> Iterator[int]:
