@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -25,6 +26,13 @@ _log = get_logger("serve")
 # generations, which full collections then walk again. The garbage of a request is freed by
 # reference counting; a larger young generation costs a few MB at most.
 GC_YOUNG_THRESHOLD = 20_000
+# Seconds a thread that wants the interpreter waits before the event loop is made to let go of
+# it (CPython's default is 5 ms). The payment journal's writer thread takes the interpreter
+# back after each system call (write, fsync) while the loop is busy with requests: at 5 ms a
+# batch's write took 1.6 ms at the median and 7 ms at p99, and every acknowledgement in the
+# batch waited for it; at 0.2 ms, 0.9 and 3.2 ms (journal p99 17 → 12 ms). The loop's own
+# cost is a switch when a thread asks, which only the journal and the ledger's threads do.
+SWITCH_INTERVAL = 0.0002
 
 
 class DrainingServer(uvicorn.Server):
@@ -38,7 +46,7 @@ class DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        tune_collector()
+        tune_interpreter()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self._stop_at is None and not self.should_exit:
@@ -56,9 +64,11 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def tune_collector() -> None:
+def tune_interpreter() -> None:
     """Once the app is up (its lifespan has frozen what start-up made): the young generation
-    may grow to :data:`GC_YOUNG_THRESHOLD` objects. A process setting, so ``serve`` makes it,
-    not the app (an app embedded in another server leaves that server's collector alone)."""
+    may grow to :data:`GC_YOUNG_THRESHOLD` objects, and threads wait at most
+    :data:`SWITCH_INTERVAL` for the interpreter. Process settings, so ``serve`` makes them,
+    not the app (an app embedded in another server leaves that server's interpreter alone)."""
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    sys.setswitchinterval(SWITCH_INTERVAL)

@@ -88,17 +88,19 @@ def test_sigterm_drains_then_exits(tmp_path: Path, keys: Keys) -> None:
     assert process.returncode in (0, -signal.SIGTERM)
 
 
-def test_the_collector_is_tuned_once_the_app_is_up() -> None:
-    """A larger young generation, the other thresholds kept. In a child interpreter: the test
-    process's own collector is left as it is."""
+def test_the_interpreter_is_tuned_once_the_app_is_up() -> None:
+    """A larger young generation, the other thresholds kept; a shorter switch interval. In a
+    child interpreter: the test process's own settings are left as they are."""
     script = (
-        "import gc\n"
-        "from gateway.cli._serve import GC_YOUNG_THRESHOLD, tune_collector\n"
+        "import gc, sys\n"
+        "from gateway.cli._serve import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL, tune_interpreter\n"
         "before = gc.get_threshold()\n"
-        "tune_collector()\n"
+        "interval = sys.getswitchinterval()\n"
+        "tune_interpreter()\n"
         "after = gc.get_threshold()\n"
         "assert after == (GC_YOUNG_THRESHOLD, *before[1:]), (before, after)\n"
         "assert GC_YOUNG_THRESHOLD > before[0]\n"
+        "assert abs(sys.getswitchinterval() - SWITCH_INTERVAL) < 1e-6 < interval - 0.001\n"
         "print('tuned')\n"
     )
     done = subprocess.run(
