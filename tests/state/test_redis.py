@@ -6,6 +6,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,18 @@ async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
+
+
+async def kept_outcome(client: aioredis.Redis, external_id: str) -> bytes:
+    """The replay record kept for ``external_id``, polled for until it is there."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        async for key in client.scan_iter(match=f"doku-gateway:v1:r:*{external_id}"):
+            stored = await client.get(key)
+            if isinstance(stored, bytes) and stored[:1] == b"H":
+                return stored
+        assert time.monotonic() < deadline, f"no outcome kept for {external_id}"
+        await asyncio.sleep(0.01)
 
 
 async def commands(client: aioredis.Redis) -> dict[str, int]:
@@ -415,6 +428,9 @@ async def test_identical_retry_of_a_cache_hit_renders_the_kept_outcome(
             assert (await simulator.send(http, miss)).status_code == 200
             hit = simulator.inquiry_request(token, body, external_id="hit")
             first = await simulator.send(http, hit)
+            # Its outcome is kept by a script fired after the answer went out: counted from
+            # once it is there (on a slow run it could land inside the window below).
+            await kept_outcome(raw, "hit")
             before = await commands(raw)
             again = await simulator.send(http, hit)
             after = await commands(raw)
