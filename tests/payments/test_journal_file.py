@@ -368,6 +368,27 @@ async def test_the_writer_keeps_the_journal_and_its_lock_open_between_appends(
     assert len(await pending_ids(restarted)) == 21
 
 
+async def test_a_batch_no_thread_takes_is_refused_and_the_writer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = FileJournal(tmp_path)
+    executor = journal._executor_of()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(executor, "submit", refuse)
+    with pytest.raises(RuntimeError):
+        async with asyncio.timeout(10):
+            await journal.append(entry("PR-REFUSED"))
+    monkeypatch.undo()
+    async with asyncio.timeout(10):  # the writer was not left busy
+        _, new = await journal.append(entry("PR-NEXT"))
+    assert new
+    await journal.close()
+    assert [r["prid"] for r in records(tmp_path)] == ["PR-NEXT"]
+
+
 async def test_a_failed_batch_refuses_every_append_in_it(tmp_path: Path) -> None:
     disk = FillingDisk(room=300)
     journal = FileJournal(tmp_path, write=disk)

@@ -311,7 +311,14 @@ class FileJournal(Journal):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(then, done)
 
-        self._executor_of().submit(function, *args).add_done_callback(ended)
+        try:
+            job = self._executor_of().submit(function, *args)
+        except RuntimeError as exc:  # no thread takes it (the interpreter is shutting down)
+            job = Future()
+            job.set_exception(exc)  # the batch is refused, not left waiting
+            loop.call_soon(then, job)
+            return
+        job.add_done_callback(ended)
 
     def _committed(self, batch: list[_Write], done: Future[Appended]) -> None:
         self._busy = self._committing = False
