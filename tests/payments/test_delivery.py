@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,9 +51,15 @@ def entry(prid: str) -> JournalEntry:
     return JournalEntry(prid, CODE, "88899", document, time.time(), raw=raw)
 
 
-async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_for(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``check()`` (awaited if it returns an awaitable) until it is truthy."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
 
@@ -129,11 +136,8 @@ async def test_a_hook_that_outlasts_hook_timeout_is_retried_then_parked(
     hook = Hook(delay=5.0)
     await running(journal, hook, replace(FAST, hook_timeout=0.05))
     await wait_for(lambda: len(hook.calls) == FAST.max_attempts)
-    deadline = time.monotonic() + 10.0
-    while not (letters := await journal.dead_letters()):
-        assert time.monotonic() < deadline, "not parked in time"
-        await asyncio.sleep(0.01)
-    [letter] = letters
+    await wait_for(journal.dead_letters)
+    [letter] = await journal.dead_letters()
     assert letter.entry.payment_request_id == "PR-SLOW"
     assert "TimeoutError" in letter.error
     assert not await journal.is_delivered("PR-SLOW")

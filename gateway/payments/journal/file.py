@@ -731,12 +731,12 @@ class FileJournal(Journal):
                 entry = self._entries.pop(prid)
                 self._lines.pop(prid, None)
                 self._stubs.pop(prid, None)
-                self._delivered.discard(prid)
-                self._handled.discard(prid)
                 self._gone[prid] = (entry.received_at, entry.payment_code)
                 self._history.popleft()
         await asyncio.sleep(0)
-        # Marks of entries no longer held (another process's, an older journal's) go too.
+        # Their delivery marks go once, with those of entries no longer held (another
+        # process's, an older journal's); meanwhile a mark of an entry let go says the same
+        # as its id in _gone.
         self._delivered &= self._entries.keys()
         self._handled &= self._entries.keys()
         self._prune_paid()

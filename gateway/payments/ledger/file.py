@@ -341,11 +341,6 @@ def _count_lines(lines: list[bytes]) -> int:
     return len(lines) - lines.count(b"")
 
 
-def _live_count(lines: list[bytes]) -> int:
-    """How many VAs ``lines`` leave in the ledger."""
-    return len(_live_lines(lines))
-
-
 def _live_lines(lines: Iterable[bytes]) -> dict[bytes, list[bytes]]:
     """Per VA that ``lines`` leave in the ledger, its lines since its last tombstone (their fold
     is the VA's entry), reading only each line's code and whether it is a tombstone (the
