@@ -418,8 +418,8 @@ def test_cluster_url(tmp_path: Path) -> None:
 async def test_identical_retry_of_a_cache_hit_renders_the_kept_outcome(
     keys: Keys, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
-    # Commands counted, not timed: on a loaded run (coverage, the whole suite) one batch past
-    # the default 0.25 s opened the breaker, and the outcome was kept in memory instead.
+    # Commands counted, not timed: a batch past the default 0.25 s opens the breaker, and the
+    # outcome is then kept in memory (the flaky failure's symptom; not its only cause).
     settings = make_settings(keys, cache={"url": redis_server.url, "redis_command_timeout": 5.0})
     simulator = DokuSimulator(keys.client_id, keys.client_secret, keys.doku)
     with running_server(create_app(settings)) as url:
